@@ -1,0 +1,79 @@
+"""Prepare a frozen ComfyUI UNet for backward passes to the embedding, and undo it afterwards.
+
+ComfyUI loads models inside torch.inference_mode(), so its weights are inference tensors, which
+autograd refuses to save for backward. They are swapped for ordinary tensors with the same values
+(a one-time, value-preserving change). Everything else done here is undone on exit, whether the
+run ends, fails or is cancelled: requires_grad flags, and the per-block checkpoint wrappers.
+"""
+import contextlib
+
+import torch
+import torch.utils.checkpoint
+
+CHECKPOINTING_MODES = ("blocks", "off")
+
+
+@torch.inference_mode(False)
+def make_autograd_ready(module: torch.nn.Module) -> int:
+    """Replace inference-mode parameters and buffers by equal ordinary tensors; return how many."""
+    swapped = 0
+    for sub in module.modules():
+        for name, p in list(sub.named_parameters(recurse=False)):
+            if p.is_inference():
+                setattr(sub, name, torch.nn.Parameter(p.clone(), requires_grad=p.requires_grad))
+                swapped += 1
+        for name, b in list(sub.named_buffers(recurse=False)):
+            if b is not None and b.is_inference():
+                sub._buffers[name] = b.clone()
+                swapped += 1
+    return swapped
+
+
+@contextlib.contextmanager
+def frozen(module: torch.nn.Module):
+    """No weight gradients while inside; the original requires_grad flags come back on exit."""
+    flags = [(p, p.requires_grad) for p in module.parameters()]
+    try:
+        module.requires_grad_(False)
+        yield module
+    finally:
+        for p, flag in flags:
+            p.requires_grad_(flag)
+
+
+def _checkpointed(forward):
+    def run(*args, **kwargs):
+        return torch.utils.checkpoint.checkpoint(forward, *args, use_reentrant=False, **kwargs)
+    return run
+
+
+def checkpoint_targets(diffusion_model, mode: str):
+    if mode == "off":
+        return []
+    if mode == "blocks":
+        return [*diffusion_model.input_blocks, diffusion_model.middle_block, *diffusion_model.output_blocks]
+    raise ValueError(f"expected checkpointing mode in {CHECKPOINTING_MODES}, got {mode!r}")
+
+
+@contextlib.contextmanager
+def gradient_checkpointing(diffusion_model, mode: str):
+    """Wrap each UNet block's forward in non-reentrant checkpointing; unwrap on exit."""
+    targets = checkpoint_targets(diffusion_model, mode)
+    saved = [(m, m.__dict__.get("forward")) for m in targets]
+    try:
+        for m in targets:
+            m.forward = _checkpointed(m.forward)
+        yield
+    finally:
+        for m, previous in saved:
+            if previous is None:
+                m.__dict__.pop("forward", None)
+            else:
+                m.forward = previous
+
+
+@contextlib.contextmanager
+def prepared_for_backward(diffusion_model, checkpointing: str):
+    make_autograd_ready(diffusion_model)
+    with frozen(diffusion_model), gradient_checkpointing(diffusion_model, checkpointing):
+        yield

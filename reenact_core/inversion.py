@@ -1,0 +1,151 @@
+"""Motion-textual inversion: optimise only the motion tokens with SVD's own denoising loss.
+
+One sigma per video, shared by its frames. The reference latents and the conds are computed once;
+the conds hold the live token tensor, so each step only draws (sigma, noise) and runs the UNet.
+The EDM formulas come from the model's own model_sampling, never rewritten here.
+"""
+import math
+from dataclasses import dataclass, asdict
+from typing import Callable
+
+import torch
+
+import comfy.model_management
+import comfy.samplers
+from comfy.sampler_helpers import convert_cond
+
+from .backward_ready import prepared_for_backward
+from .errors import ReenactError
+from .motion_conditioning import conditioning_with_motion
+
+
+@dataclass(frozen=True)
+class InversionSettings:
+    steps: int = 1000
+    learning_rate: float = 1e-2
+    weight_decay: float = 0.01
+    warmup_steps: int = 0
+    lr_schedule: str = "constant"
+    seed: int = 0
+    sigma_log_mean: float = 0.7
+    sigma_log_std: float = 1.6
+    fps: int = 6
+    motion_bucket_id: int = 127
+    augmentation_level: float = 0.0
+    checkpointing: str = "blocks"
+
+    def as_dict(self):
+        return asdict(self)
+
+
+LR_SCHEDULES = ("constant", "cosine")
+
+
+def lr_factor(step: int, settings: InversionSettings) -> float:
+    """Linear warm-up, then constant or cosine decay to zero."""
+    if step < settings.warmup_steps:
+        return (step + 1) / settings.warmup_steps
+    if settings.lr_schedule == "cosine":
+        span = max(1, settings.steps - settings.warmup_steps)
+        return 0.5 * (1.0 + math.cos(math.pi * (step - settings.warmup_steps) / span))
+    return 1.0
+
+
+class DenoisingObjective:
+    """SVD's denoising loss on one reference video, with everything fixed precomputed."""
+
+    def __init__(self, model_patcher, reference_latents, condition_latent, settings: InversionSettings):
+        self.patcher = model_patcher
+        self.model = model_patcher.model
+        self.settings = settings
+        self.device = model_patcher.load_device
+        self.frames = reference_latents.shape[0]
+        self.x0 = self.model.process_latent_in(reference_latents.to(self.device, torch.float32))
+        self.condition_latent = condition_latent.to(self.device, torch.float32)
+        self.transformer_options = dict(model_patcher.model_options.get("transformer_options", {}))
+
+    def bind(self, tokens: torch.Tensor) -> dict:
+        """apply_model kwargs that carry `tokens`, built by the same transform ApplyMotionEmbedding uses."""
+        s = self.settings
+        base = [[torch.zeros(1, 1, tokens.shape[-1], device=tokens.device),
+                 {"motion_bucket_id": s.motion_bucket_id, "fps": s.fps,
+                  "augmentation_level": s.augmentation_level,
+                  "concat_latent_image": self.condition_latent}]]
+        conds = convert_cond(conditioning_with_motion(base, self.frames, tokens))
+        conds = comfy.samplers.encode_model_conds(self.model.extra_conds, conds, self.x0, self.device,
+                                                  "positive")
+        return {k: c for k, c in conds[0]["model_conds"].items()}
+
+    def loss(self, bound: dict, sigma: float, noise: torch.Tensor) -> torch.Tensor:
+        ms = self.model.model_sampling
+        sigmas = torch.full((self.frames,), sigma, device=self.device, dtype=torch.float32)
+        kwargs = {k: c.process_cond(batch_size=self.frames, area=None, device=self.device).cond
+                  for k, c in bound.items()}
+        xt = ms.noise_scaling(sigmas.view(-1, 1, 1, 1), noise.to(self.device), self.x0)
+        denoised = self.model.apply_model(xt, sigmas, transformer_options=dict(self.transformer_options),
+                                          **kwargs).float()
+        sd = float(ms.sigma_data)
+        weight = (sigma ** 2 + sd ** 2) / (sigma * sd) ** 2
+        return weight * torch.mean((denoised - self.x0) ** 2)
+
+
+def draw_sigma_and_noise(generator: torch.Generator, shape, settings: InversionSettings, model_sampling):
+    """One log-normal sigma for the whole video, clamped to the model's range, and CPU-drawn noise."""
+    z = torch.randn((), generator=generator).item()
+    sigma = math.exp(settings.sigma_log_mean + settings.sigma_log_std * z)
+    sigma = min(max(sigma, float(model_sampling.sigma_min)), float(model_sampling.sigma_max))
+    return sigma, torch.randn(shape, generator=generator)
+
+
+def held_out_draws(seed: int, count: int, shape, settings: InversionSettings, model_sampling):
+    generator = torch.Generator().manual_seed(seed)
+    return [draw_sigma_and_noise(generator, shape, settings, model_sampling) for _ in range(count)]
+
+
+def evaluate_loss(model_patcher, reference_latents, condition_latent, tokens, settings, draws) -> float:
+    """Mean denoising loss of fixed tokens over given (sigma, noise) draws, with no gradients."""
+    comfy.model_management.load_models_gpu([model_patcher])
+    objective = DenoisingObjective(model_patcher, reference_latents, condition_latent, settings)
+    with torch.no_grad():
+        bound = objective.bind(tokens.to(objective.device, torch.float32))
+        return sum(objective.loss(bound, s, n).item() for s, n in draws) / len(draws)
+
+
+StepCallback = Callable[[int, int, float], None]
+
+
+def invert_motion(model_patcher, reference_latents, condition_latent, init_tokens,
+                  settings: InversionSettings, on_step: StepCallback | None = None):
+    """Optimise motion tokens (F+1, N, D) so the frozen SVD denoises the reference video.
+
+    Returns (tokens on CPU in fp32, per-step losses). The MODEL's outputs are unchanged afterwards.
+    """
+    if init_tokens.shape[0] - 1 != reference_latents.shape[0]:
+        raise ReenactError(f"expected an initial embedding with {reference_latents.shape[0]} frame slots "
+                           f"to match the reference, got {init_tokens.shape[0] - 1}")
+    comfy.model_management.load_models_gpu([model_patcher])
+    objective = DenoisingObjective(model_patcher, reference_latents, condition_latent, settings)
+    ms = objective.model.model_sampling
+    generator = torch.Generator().manual_seed(settings.seed)
+    losses = []
+    with torch.inference_mode(False), torch.enable_grad():
+        tokens = init_tokens.detach().clone().to(objective.device, torch.float32).requires_grad_(True)
+        optimizer = torch.optim.AdamW([tokens], lr=settings.learning_rate, weight_decay=settings.weight_decay)
+        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, settings))
+        with prepared_for_backward(objective.model.diffusion_model, settings.checkpointing):
+            bound = objective.bind(tokens)
+            for step in range(settings.steps):
+                sigma, noise = draw_sigma_and_noise(generator, objective.x0.shape, settings, ms)
+                loss = objective.loss(bound, sigma, noise)
+                if not torch.isfinite(loss):
+                    raise ReenactError(f"the loss became {loss.item()} at step {step + 1} (sigma {sigma:.3g}); "
+                                       f"lower the learning rate or run the model in fp32/bf16 instead of fp16")
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                schedule.step()
+                losses.append(loss.item())
+                if on_step is not None:
+                    on_step(step + 1, settings.steps, losses[-1])
+        result = tokens.detach().cpu().clone()
+    return result, losses

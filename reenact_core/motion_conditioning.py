@@ -1,0 +1,80 @@
+"""The one conditioning transform shared by transfer and inversion (design.md section 2).
+
+SVD's conditioning carries one pooled CLIP token. Here it becomes (frames, N, D) tokens, row f for
+frame f's spatial cross-attention, plus a "time_conditioning" entry (1, N, D) that ComfyUI's
+SVD_img2vid.extra_conds turns into the temporal blocks' context. No attention patch is needed.
+"""
+import torch
+
+from .errors import ReenactError
+
+
+def resample_frames(spatial: torch.Tensor, frames: int) -> torch.Tensor:
+    """Linearly resample (F, N, D) over time to (frames, N, D), end frames kept in place.
+
+    ComfyUI would otherwise tile a short conditioning (repeat_to_batch_size), replaying the
+    start of the motion; resampling stretches the motion over the new length instead.
+    """
+    f, n, d = spatial.shape
+    if f == frames:
+        return spatial
+    if f == 1:
+        return spatial.expand(frames, n, d)
+    flat = spatial.reshape(f, n * d).t().unsqueeze(0)
+    out = torch.nn.functional.interpolate(flat, size=frames, mode="linear", align_corners=True)
+    return out.squeeze(0).t().reshape(frames, n, d)
+
+
+def motion_tokens(tokens: torch.Tensor, base_token: torch.Tensor, frames: int, strength: float):
+    """Spatial (frames, N, D) and temporal (1, N, D) tokens for one conditioning entry.
+
+    strength blends from the entry's own pooled token (0: plain SVD, since N equal keys attend
+    like one) to the motion tokens (1); values above 1 extrapolate.
+    """
+    spatial = resample_frames(tokens[:-1], frames)
+    temporal = tokens[-1:]
+    if strength != 1.0:
+        base = base_token.reshape(1, 1, -1).to(tokens)
+        spatial = base + strength * (spatial - base)
+        temporal = base + strength * (temporal - base)
+    return spatial, temporal
+
+
+def _require_svd_entry(entry, index):
+    cond, options = entry[0], entry[1]
+    if "concat_latent_image" not in options or cond.ndim != 3:
+        raise ReenactError(f"expected CONDITIONING from SVD_img2vid_Conditioning, got an entry {index} "
+                           f"without concat_latent_image (keys: {sorted(options)})")
+
+
+def conditioning_with_motion(conditioning, frames: int, tokens=None, token_count: int = 1,
+                             strength: float = 1.0, overrides: dict | None = None):
+    """Return new SVD conditioning whose entries carry motion tokens; the input is not changed.
+
+    tokens None gives each entry's own pooled token broadcast to (frames, token_count, D), which
+    is what the negative needs so that cond and uncond batch together.
+    """
+    out = []
+    for i, entry in enumerate(conditioning):
+        _require_svd_entry(entry, i)
+        pooled, options = entry[0], dict(entry[1])
+        if tokens is None:
+            base = pooled.reshape(1, 1, -1)
+            spatial = base.expand(frames, token_count, -1).clone()
+            temporal = base.expand(1, token_count, -1).clone()
+        else:
+            if pooled.shape[-1] != tokens.shape[-1]:
+                raise ReenactError(f"expected a motion embedding of dim {pooled.shape[-1]} to match the "
+                                   f"conditioning's CLIP vision dim, got dim {tokens.shape[-1]}")
+            spatial, temporal = motion_tokens(tokens, pooled[0, 0], frames, strength)
+        options["time_conditioning"] = temporal
+        options.update(overrides or {})
+        out.append([spatial, options])
+    return out
+
+
+def positive_and_negative(positive, negative, tokens, frames, strength=1.0, overrides=None):
+    """Positive gets the motion; negative gets its own token in the same shape."""
+    pos = conditioning_with_motion(positive, frames, tokens, strength=strength, overrides=overrides)
+    neg = conditioning_with_motion(negative, frames, None, token_count=tokens.shape[1], overrides=overrides)
+    return pos, neg

@@ -1,0 +1,56 @@
+"""The MOTION_EMBEDDING value: (F+1) x N x D tokens plus metadata (design.md section 1).
+
+Slot f < F holds the N tokens frame f's spatial cross-attention sees; slot F holds the N tokens
+the temporal blocks see, shared by all frames.
+"""
+from dataclasses import dataclass, field
+
+import torch
+
+from .errors import ReenactError
+
+
+@dataclass(frozen=True)
+class MotionEmbedding:
+    tokens: torch.Tensor
+    metadata: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        t = self.tokens
+        if not isinstance(t, torch.Tensor) or t.ndim != 3 or t.shape[0] < 2 or t.shape[1] < 1:
+            shape = tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__
+            raise ReenactError(f"expected motion tokens of shape (frames+1, tokens, dim) with at least "
+                               f"one frame, got {shape}")
+        if not torch.isfinite(t).all():
+            raise ReenactError("motion tokens contain NaN or infinite values")
+
+    @property
+    def frames(self) -> int:
+        return self.tokens.shape[0] - 1
+
+    @property
+    def tokens_per_frame(self) -> int:
+        return self.tokens.shape[1]
+
+    @property
+    def dim(self) -> int:
+        return self.tokens.shape[2]
+
+    @property
+    def spatial(self) -> torch.Tensor:
+        """(F, N, D): frame f's tokens."""
+        return self.tokens[:-1]
+
+    @property
+    def temporal(self) -> torch.Tensor:
+        """(1, N, D): the temporal blocks' tokens."""
+        return self.tokens[-1:]
+
+    def replace(self, tokens=None, **metadata) -> "MotionEmbedding":
+        merged = dict(self.metadata)
+        merged.update(metadata)
+        return MotionEmbedding(self.tokens if tokens is None else tokens, merged)
+
+    def __repr__(self):
+        return (f"MotionEmbedding(frames={self.frames}, tokens={self.tokens_per_frame}, "
+                f"dim={self.dim}, steps={self.metadata.get('steps', 0)})")

@@ -1,0 +1,108 @@
+"""Small SVD, VAE and CLIP-vision models built from ComfyUI's own classes.
+
+Real SVD weights cannot be downloaded here, so the method is proven on small models that use
+exactly the classes ComfyUI builds for SVD (design.md section 2). ComfyUI's ops skip weight
+initialisation, so every parameter is initialised here from a seeded generator.
+"""
+import json
+import math
+import os
+import tempfile
+
+import torch
+
+SMALL_CONTEXT_DIM = 64
+
+
+def small_svd_unet_config(model_channels=64, context_dim=SMALL_CONTEXT_DIM):
+    """The unet_config ComfyUI's detector gives SVD, shrunk to two levels."""
+    return {
+        "use_checkpoint": False,
+        "use_spatial_transformer": True,
+        "legacy": False,
+        "in_channels": 8,
+        "out_channels": 4,
+        "model_channels": model_channels,
+        "num_res_blocks": [1, 1],
+        "channel_mult": [1, 2],
+        "transformer_depth": [1, 1],
+        "transformer_depth_output": [1, 1, 1, 1],
+        "transformer_depth_middle": 1,
+        "use_linear_in_transformer": True,
+        "context_dim": context_dim,
+        "adm_in_channels": 768,
+        "num_classes": "sequential",
+        "image_size": 32,
+        "extra_ff_mix_layer": True,
+        "use_spatial_context": True,
+        "merge_strategy": "learned_with_images",
+        "merge_factor": 0.0,
+        "video_kernel_size": [3, 1, 1],
+        "use_temporal_resblock": True,
+        "use_temporal_attention": True,
+        "disable_temporal_crossattention": False,
+    }
+
+
+@torch.no_grad()
+def init_weights(module, seed):
+    """Seeded init: fan-in-scaled matrices, unit norm weights, small biases."""
+    gen = torch.Generator().manual_seed(seed)
+    norms = (torch.nn.GroupNorm, torch.nn.LayerNorm)
+    for sub in module.modules():
+        for leaf, p in sub.named_parameters(recurse=False):
+            if isinstance(sub, norms):
+                p.fill_(1.0 if leaf == "weight" else 0.0)
+            elif p.ndim >= 2:
+                p.copy_(torch.randn(p.shape, generator=gen) / math.sqrt(p[0].numel()))
+            else:
+                p.copy_(torch.randn(p.shape, generator=gen) * 0.02)
+    return module
+
+
+def make_small_svd(seed=0, model_channels=64, context_dim=SMALL_CONTEXT_DIM):
+    """A ModelPatcher around comfy.model_base.SVD_img2vid with a small UNet."""
+    import comfy.model_management
+    import comfy.model_patcher
+    import comfy.supported_models
+
+    model_config = comfy.supported_models.SVD_img2vid(small_svd_unet_config(model_channels, context_dim))
+    model_config.set_inference_dtype(torch.float32, None)
+    model = model_config.get_model({})
+    init_weights(model.diffusion_model, seed)
+    model.eval()
+    device = comfy.model_management.get_torch_device()
+    offload = comfy.model_management.unet_offload_device()
+    return comfy.model_patcher.ModelPatcher(model, load_device=device, offload_device=offload)
+
+
+def make_small_vae(seed=1):
+    """comfy.sd.VAE with a 3-level AutoencoderKL: 8x downscale and 4 latent channels, like SD's."""
+    import comfy.sd
+
+    ddconfig = {"double_z": True, "z_channels": 4, "resolution": 64, "in_channels": 3, "out_ch": 3,
+                "ch": 32, "ch_mult": [1, 1, 1, 1], "num_res_blocks": 1, "attn_resolutions": [],
+                "dropout": 0.0}
+    config = {"params": {"ddconfig": ddconfig, "embed_dim": 4}}
+    vae = comfy.sd.VAE(sd={}, config=config)
+    init_weights(vae.first_stage_model, seed)
+    return vae
+
+
+def make_small_clip_vision(seed=2, projection_dim=SMALL_CONTEXT_DIM):
+    """comfy.clip_vision.ClipVisionModel from its own JSON config, at 32x32 input."""
+    import comfy.clip_vision
+
+    config = {"attention_dropout": 0.0, "dropout": 0.0, "hidden_act": "gelu", "hidden_size": 32,
+              "image_size": 32, "intermediate_size": 64, "layer_norm_eps": 1e-5,
+              "model_type": "clip_vision_model", "num_attention_heads": 2, "num_channels": 3,
+              "num_hidden_layers": 2, "patch_size": 8, "projection_dim": projection_dim}
+    fd, path = tempfile.mkstemp(suffix=".json")
+    with os.fdopen(fd, "w") as f:
+        json.dump(config, f)
+    try:
+        clip = comfy.clip_vision.ClipVisionModel(path)
+    finally:
+        os.remove(path)
+    init_weights(clip.model, seed)
+    return clip
