@@ -37,3 +37,12 @@ def require_vae_for(model_patcher, vae):
     if got != expected:
         raise ReenactError(f"expected a VAE with {expected} latent channels (the SVD checkpoint's own "
                            f"VAE), got one with {got}")
+
+
+def model_fingerprint(model_patcher) -> str:
+    """Family plus a short hash of the UNet's first conv: tells checkpoints apart without a file name."""
+    import hashlib
+
+    weight = model_patcher.model.diffusion_model.input_blocks[0][0].weight
+    digest = hashlib.sha256(weight.detach().float().cpu().numpy().tobytes()).hexdigest()[:12]
+    return f"{model_family(model_patcher)}:{digest}"

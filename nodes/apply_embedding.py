@@ -1,0 +1,45 @@
+from comfy_api.latest import io
+
+from ..reenact_core.errors import ReenactError
+from ..reenact_core.motion_conditioning import positive_and_negative
+from .common import CATEGORY, MotionEmbeddingType
+
+
+class ApplyMotionEmbedding(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="ApplyMotionEmbedding",
+            display_name="Apply Motion Embedding",
+            category=CATEGORY,
+            description="Puts a motion embedding into SVD conditioning: frame f's tokens go to frame f, the "
+                        "temporal slot to the temporal blocks. Use with ComfyUI's own KSampler.",
+            inputs=[
+                io.Conditioning.Input("positive", tooltip="From SVD_img2vid_Conditioning."),
+                io.Conditioning.Input("negative", tooltip="From SVD_img2vid_Conditioning."),
+                MotionEmbeddingType.Input("motion_embedding"),
+                io.Latent.Input("latent", tooltip="The video latent you will sample; its frame count decides "
+                                "how the motion is resampled over time."),
+                io.Float.Input("strength", default=1.0, min=0.0, max=2.0, step=0.05,
+                               tooltip="0 gives plain SVD, 1 the learned motion, above 1 exaggerates it."),
+                io.Boolean.Input("use_embedding_fps_and_bucket", default=True,
+                                 tooltip="Condition on the fps and motion bucket the embedding was trained "
+                                         "with, instead of the ones set in SVD_img2vid_Conditioning."),
+            ],
+            outputs=[io.Conditioning.Output("positive_out", display_name="positive"),
+                     io.Conditioning.Output("negative_out", display_name="negative")],
+        )
+
+    @classmethod
+    def execute(cls, positive, negative, motion_embedding, latent, strength,
+                use_embedding_fps_and_bucket) -> io.NodeOutput:
+        samples = latent["samples"]
+        if samples.ndim != 4:
+            raise ReenactError(f"expected an SVD video latent (frames, 4, h, w), got shape {tuple(samples.shape)}")
+        overrides = {}
+        if use_embedding_fps_and_bucket:
+            meta = motion_embedding.metadata
+            overrides = {k: int(meta[k]) for k in ("fps", "motion_bucket_id") if k in meta}
+        pos, neg = positive_and_negative(positive, negative, motion_embedding.tokens, samples.shape[0],
+                                         strength, overrides)
+        return io.NodeOutput(pos, neg)

@@ -1,0 +1,16 @@
+"""What the nodes share: the custom type, the category and the model folder name."""
+from comfy_api.latest import io
+
+MotionEmbeddingType = io.Custom("MOTION_EMBEDDING")
+CATEGORY = "Reenact Anything"
+EMBEDDINGS_FOLDER = "motion_embeddings"
+MAX_SIDE = 4096
+
+
+def size_problem(width: int, height: int) -> str | None:
+    """SVD's UNet halves the 8x-smaller latent three times, so sides must be multiples of 64."""
+    if width % 64 or height % 64:
+        return f"expected width and height that are multiples of 64, got {width}x{height}"
+    if max(width, height) > MAX_SIDE:
+        return f"expected width and height of at most {MAX_SIDE}, got {width}x{height}"
+    return None

@@ -1,0 +1,78 @@
+import os
+
+import folder_paths
+from comfy_api.latest import io
+
+from ..reenact_core.errors import ReenactError
+from ..reenact_core.video_frames import (RESIZE_MODES, VIDEO_EXTENSIONS, FrameSelection, fit_frames,
+                                         read_video_frames, select_from_images)
+from .common import CATEGORY, size_problem
+
+
+def _input_videos():
+    folder = folder_paths.get_input_directory()
+    files = [f for f in os.listdir(folder) if os.path.isfile(os.path.join(folder, f))]
+    return sorted(f for f in files if f.lower().endswith(VIDEO_EXTENSIONS))
+
+
+class LoadMotionReference(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="LoadMotionReference",
+            display_name="Load Motion Reference",
+            category=CATEGORY,
+            description="Reads the reference video whose motion will be learned. Only the selected frames "
+                        "are decoded, then fitted to the size SVD will see.",
+            inputs=[
+                io.Combo.Input("video", options=_input_videos(), upload=io.UploadType.video,
+                               tooltip="A video in ComfyUI's input folder (mp4, webm, mov, gif). Ignored when "
+                                       "'images' is connected."),
+                io.Int.Input("start_frame", default=0, min=0, max=1_000_000,
+                             tooltip="First frame to use (0-based)."),
+                io.Int.Input("frame_count", default=14, min=2, max=128,
+                             tooltip="Frames to take: 14 for SVD, 25 for SVD-XT."),
+                io.Int.Input("stride", default=1, min=1, max=100,
+                             tooltip="Take every n-th frame. Ignored when target_fps > 0."),
+                io.Float.Input("target_fps", default=0.0, min=0.0, max=240.0, step=0.5,
+                               tooltip="Pick frames at this rate instead of a fixed stride; 0 = use stride."),
+                io.Int.Input("width", default=1024, min=64, max=4096, step=64),
+                io.Int.Input("height", default=576, min=64, max=4096, step=64),
+                io.Combo.Input("resize_mode", options=list(RESIZE_MODES), default="crop",
+                               tooltip="crop: fill and cut the edges; pad: fit and add black bars; "
+                                       "stretch: ignore the aspect ratio."),
+                io.Image.Input("images", optional=True,
+                               tooltip="Use an IMAGE batch (e.g. from Load Video) instead of the file."),
+                io.Float.Input("images_fps", default=8.0, min=0.1, max=240.0, optional=True,
+                               tooltip="Frame rate of the connected IMAGE batch."),
+            ],
+            outputs=[
+                io.Image.Output("frames"),
+                io.Float.Output("source_fps", tooltip="Frame rate of the source."),
+                io.Float.Output("clip_fps", tooltip="Frame rate of the selected frames."),
+                io.String.Output("name", tooltip="Source name, recorded in the embedding's metadata."),
+            ],
+        )
+
+    @classmethod
+    def validate_inputs(cls, width, height, **kwargs):
+        return size_problem(width, height) or True
+
+    @classmethod
+    def fingerprint_inputs(cls, video=None, **kwargs):
+        path = folder_paths.get_annotated_filepath(video) if video else None
+        return os.path.getmtime(path) if path and os.path.exists(path) else video
+
+    @classmethod
+    def execute(cls, video, start_frame, frame_count, stride, target_fps, width, height, resize_mode,
+                images=None, images_fps=8.0) -> io.NodeOutput:
+        selection = FrameSelection(start_frame, frame_count, stride, target_fps)
+        if images is not None:
+            frames, source_fps, name = select_from_images(images, selection, images_fps), images_fps, "IMAGE"
+        else:
+            if not video:
+                raise ReenactError("expected a video file or a connected IMAGE batch, got neither")
+            frames, source_fps = read_video_frames(folder_paths.get_annotated_filepath(video), selection)
+            name = os.path.basename(video)
+        frames = fit_frames(frames, width, height, resize_mode)
+        return io.NodeOutput(frames, float(source_fps), float(selection.clip_fps(source_fps)), name)

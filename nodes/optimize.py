@@ -1,0 +1,115 @@
+import math
+
+import torch
+
+import comfy.model_management
+import comfy.utils
+from comfy_api.latest import io
+
+from ..reenact_core.backward_ready import CHECKPOINTING_MODES
+from ..reenact_core.errors import ReenactError
+from ..reenact_core.inversion import LR_SCHEDULES, InversionSettings, invert_motion
+from ..reenact_core.loss_plot import loss_curve_image
+from ..reenact_core.model_checks import (model_fingerprint, require_embedding_fits, require_svd,
+                                         require_vae_for)
+from .common import CATEGORY, MotionEmbeddingType, size_problem
+
+
+def settings_problem(steps, learning_rate, warmup_steps) -> str | None:
+    if steps < 1:
+        return f"expected steps of at least 1, got {steps}"
+    if not (isinstance(learning_rate, (int, float)) and math.isfinite(learning_rate) and learning_rate > 0):
+        return f"expected a finite learning rate above 0, got {learning_rate}"
+    if warmup_steps > steps:
+        return f"expected warmup_steps of at most steps ({steps}), got {warmup_steps}"
+    return None
+
+
+def encode_reference(vae, frames: torch.Tensor, augmentation_level: float, seed: int):
+    """Reference latents and the first frame's latent with SVD's pixel-space noise augmentation."""
+    latents = vae.encode(frames[..., :3])
+    first = frames[:1, ..., :3]
+    if augmentation_level > 0:
+        generator = torch.Generator().manual_seed(seed)
+        first = first + torch.randn(first.shape, generator=generator) * augmentation_level
+    return latents, vae.encode(first)
+
+
+class OptimizeMotionEmbedding(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="OptimizeMotionEmbedding",
+            display_name="Optimize Motion Embedding",
+            category=CATEGORY,
+            description="Learns the reference video's motion as embedding tokens for the frozen SVD model "
+                        "(motion-textual inversion). Only the embedding changes; the MODEL is left as it was.",
+            inputs=[
+                io.Model.Input("model", tooltip="SVD image-to-video MODEL (Image Only Checkpoint Loader)."),
+                io.Vae.Input("vae", tooltip="The VAE from the same checkpoint."),
+                io.Image.Input("reference", tooltip="Reference frames from Load Motion Reference."),
+                MotionEmbeddingType.Input("init_embedding", tooltip="From Inflate CLIP Embedding, or an "
+                                          "embedding to keep training."),
+                io.Int.Input("steps", default=1000, min=1, max=100_000,
+                             tooltip="Optimisation steps. Motion shows by 500-1000 steps."),
+                io.Float.Input("learning_rate", default=0.01, min=1e-6, max=1.0, step=0.001),
+                io.Int.Input("seed", default=0, min=0, max=0xFFFFFFFFFFFFFFFF, control_after_generate=True),
+                io.Float.Input("sigma_log_mean", default=0.7, min=-5.0, max=6.0, step=0.1,
+                               tooltip="Noise levels are drawn as sigma = exp(mean + std * z), one per video. "
+                                       "Higher means more weight on coarse motion."),
+                io.Float.Input("sigma_log_std", default=1.6, min=0.0, max=5.0, step=0.1),
+                io.Float.Input("augmentation_level", default=0.0, min=0.0, max=10.0, step=0.01,
+                               tooltip="Noise added to the conditioning frame; use the same value in "
+                                       "SVD_img2vid_Conditioning at transfer."),
+                io.Int.Input("fps", default=6, min=1, max=1024, tooltip="SVD's fps conditioning."),
+                io.Int.Input("motion_bucket_id", default=127, min=1, max=1023),
+                io.Combo.Input("gradient_checkpointing", options=list(CHECKPOINTING_MODES), default="blocks",
+                               tooltip="blocks: recompute each UNet block in backward, much less VRAM, "
+                                       "about 30% slower."),
+                io.Combo.Input("lr_schedule", options=list(LR_SCHEDULES), default="constant"),
+                io.Int.Input("warmup_steps", default=0, min=0, max=100_000),
+                io.Float.Input("weight_decay", default=0.01, min=0.0, max=1.0, step=0.001),
+                io.String.Input("source_name", default="", optional=True, force_input=True,
+                                tooltip="Recorded in the embedding's metadata (Load Motion Reference's name)."),
+            ],
+            outputs=[MotionEmbeddingType.Output("motion_embedding"), io.Image.Output("loss_curve")],
+            hidden=[io.Hidden.unique_id],
+        )
+
+    @classmethod
+    def validate_inputs(cls, steps=1, learning_rate=0.01, warmup_steps=0, **kwargs):
+        return settings_problem(steps, learning_rate, warmup_steps) or True
+
+    @classmethod
+    def execute(cls, model, vae, reference, init_embedding, steps, learning_rate, seed, sigma_log_mean,
+                sigma_log_std, augmentation_level, fps, motion_bucket_id, gradient_checkpointing,
+                lr_schedule="constant", warmup_steps=0, weight_decay=0.01, source_name="") -> io.NodeOutput:
+        problem = settings_problem(steps, learning_rate, warmup_steps) or size_problem(reference.shape[2],
+                                                                                       reference.shape[1])
+        if problem:
+            raise ReenactError(problem)
+        require_svd(model)
+        require_vae_for(model, vae)
+        require_embedding_fits(model, init_embedding)
+        if init_embedding.frames != reference.shape[0]:
+            raise ReenactError(f"expected {init_embedding.frames} reference frames to match the initial "
+                               f"embedding, got {reference.shape[0]}")
+        settings = InversionSettings(steps=steps, learning_rate=learning_rate, weight_decay=weight_decay,
+                                     warmup_steps=warmup_steps, lr_schedule=lr_schedule, seed=seed,
+                                     sigma_log_mean=sigma_log_mean, sigma_log_std=sigma_log_std, fps=fps,
+                                     motion_bucket_id=motion_bucket_id, augmentation_level=augmentation_level,
+                                     checkpointing=gradient_checkpointing)
+        latents, condition_latent = encode_reference(vae, reference, augmentation_level, seed)
+        progress = comfy.utils.ProgressBar(steps)
+
+        def on_step(step, total, loss):
+            comfy.model_management.throw_exception_if_processing_interrupted()
+            progress.update_absolute(step, total)
+
+        tokens, losses = invert_motion(model, latents, condition_latent, init_embedding.tokens, settings, on_step)
+        result = init_embedding.replace(
+            tokens, steps=int(init_embedding.metadata.get("steps", 0)) + steps, final_loss=losses[-1],
+            fps=fps, motion_bucket_id=motion_bucket_id, augmentation_level=augmentation_level,
+            width=reference.shape[2], height=reference.shape[1], source_video=source_name or "unknown",
+            base_model=model_fingerprint(model), learning_rate=learning_rate, seed=seed)
+        return io.NodeOutput(result, loss_curve_image(losses))

@@ -1,0 +1,115 @@
+"""Motion embeddings on disk: .safetensors with our metadata; never pickles, never an overwrite."""
+import json
+import os
+import re
+
+import safetensors
+import safetensors.torch
+import torch
+
+from .errors import ReenactError
+from .motion_embedding import MotionEmbedding
+
+FORMAT_NAME = "reenact-anything/motion-embedding"
+FORMAT_VERSION = 1
+TENSOR_KEY = "motion_tokens"
+PICKLE_EXTENSIONS = (".pt", ".pth", ".ckpt", ".bin", ".pkl")
+METADATA_FIELDS = ("frames", "tokens", "dim", "steps", "final_loss", "fps", "motion_bucket_id",
+                   "width", "height", "source_video", "base_model")
+
+
+def _metadata_strings(embedding: MotionEmbedding) -> dict:
+    meta = {k: v for k, v in embedding.metadata.items() if v is not None}
+    meta.update(frames=embedding.frames, tokens=embedding.tokens_per_frame, dim=embedding.dim)
+    out = {k: v if isinstance(v, str) else json.dumps(v) for k, v in meta.items()}
+    out.update({"format": FORMAT_NAME, "format_version": str(FORMAT_VERSION)})
+    return out
+
+
+def _parse_value(text: str):
+    try:
+        return json.loads(text)
+    except (json.JSONDecodeError, ValueError):
+        return text
+
+
+def safe_prefix(prefix: str) -> str:
+    """A save prefix may name subfolders, but never climb out of the embeddings folder."""
+    cleaned = prefix.replace("\\", "/").strip()
+    parts = cleaned.split("/")
+    if not cleaned or os.path.isabs(cleaned) or re.match(r"^[A-Za-z]:", cleaned) or ".." in parts:
+        raise ReenactError(f"expected a file name prefix inside the motion_embeddings folder "
+                           f"(like 'motion/wave'), got {prefix!r}")
+    if any(p == "" for p in parts[:-1]) or parts[-1] in ("", "."):
+        raise ReenactError(f"expected a file name prefix like 'motion/wave', got {prefix!r}")
+    return cleaned
+
+
+def next_free_path(folder: str, prefix: str) -> str:
+    """folder/prefix_00001.safetensors with the next unused counter, reserved atomically."""
+    prefix = safe_prefix(prefix)
+    target_dir = os.path.dirname(os.path.join(folder, prefix))
+    base = os.path.basename(prefix)
+    os.makedirs(target_dir, exist_ok=True)
+    pattern = re.compile(re.escape(base) + r"_(\d{5})\.safetensors$")
+    counters = [int(m.group(1)) for f in os.listdir(target_dir) if (m := pattern.match(f))]
+    counter = max(counters, default=0) + 1
+    while True:
+        path = os.path.join(target_dir, f"{base}_{counter:05}.safetensors")
+        try:
+            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+            return path
+        except FileExistsError:
+            counter += 1
+
+
+def save_embedding(embedding: MotionEmbedding, folder: str, prefix: str) -> str:
+    """Write to a fresh counter-suffixed file and return its path; existing files are never touched."""
+    path = next_free_path(folder, prefix)
+    tmp = path + ".tmp"
+    try:
+        safetensors.torch.save_file({TENSOR_KEY: embedding.tokens.detach().float().cpu().contiguous()},
+                                    tmp, metadata=_metadata_strings(embedding))
+        os.replace(tmp, path)
+    except BaseException:
+        for leftover in (tmp, path):
+            if os.path.exists(leftover):
+                os.remove(leftover)
+        raise
+    return path
+
+
+def load_embedding(path: str) -> MotionEmbedding:
+    name = os.path.basename(path)
+    if name.lower().endswith(PICKLE_EXTENSIONS):
+        raise ReenactError(f"expected a .safetensors motion embedding, got {name}: pickle formats "
+                           f"(.pt, .ckpt, ...) can run code when loaded and are refused")
+    if not name.lower().endswith(".safetensors"):
+        raise ReenactError(f"expected a .safetensors motion embedding, got {name}")
+    try:
+        with safetensors.safe_open(path, framework="pt") as f:
+            metadata = f.metadata() or {}
+            keys = list(f.keys())
+            if metadata.get("format") != FORMAT_NAME:
+                raise ReenactError(f"expected a Reenact Anything motion embedding, got {name}, a .safetensors "
+                                   f"file without our metadata (tensors: {', '.join(keys[:3])}"
+                                   f"{', ...' if len(keys) > 3 else ''}); is it a LoRA or a checkpoint?")
+            if TENSOR_KEY not in keys:
+                raise ReenactError(f"expected a '{TENSOR_KEY}' tensor in {name}, got {keys}")
+            tokens = f.get_tensor(TENSOR_KEY).float()
+    except ReenactError:
+        raise
+    except Exception as e:  # safetensors raises its own error types for truncated or garbage files
+        raise ReenactError(f"expected a readable .safetensors motion embedding, {name} is truncated or "
+                           f"corrupt ({type(e).__name__}: {e})") from e
+    version = int(metadata.get("format_version", "0"))
+    if version > FORMAT_VERSION:
+        raise ReenactError(f"expected a motion embedding of format version <= {FORMAT_VERSION}, {name} has "
+                           f"version {version}: update the Reenact Anything nodes")
+    fields = {k: _parse_value(v) for k, v in metadata.items() if k not in ("format", "format_version")}
+    embedding = MotionEmbedding(tokens, fields)
+    declared = (fields.get("frames"), fields.get("tokens"), fields.get("dim"))
+    if declared != (embedding.frames, embedding.tokens_per_frame, embedding.dim):
+        raise ReenactError(f"expected the tensor in {name} to match its metadata (frames, tokens, dim) = "
+                           f"{declared}, got {tuple(embedding.tokens.shape)}")
+    return embedding

@@ -1,0 +1,107 @@
+"""pytest setup: a real ComfyUI on the CPU, the pack loaded through ComfyUI's own loader."""
+import asyncio
+import os
+import sys
+import tempfile
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from comfyui_location import HOW_TO_GET_COMFYUI, PACK_ROOT, find_comfyui  # noqa: E402
+
+COMFYUI = find_comfyui()
+if COMFYUI is None:
+    raise pytest.UsageError(HOW_TO_GET_COMFYUI + f"\n(looked in: {os.environ.get('COMFYUI_PATH') or 'custom_nodes/.., ~/ComfyUI'})")
+
+sys.path.insert(0, COMFYUI)
+sys.path.insert(1, PACK_ROOT)
+import comfy.options  # noqa: E402
+
+comfy.options.enable_args_parsing(False)
+from comfy.cli_args import args  # noqa: E402
+
+args.cpu = True
+import torch  # noqa: E402
+
+torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+import folder_paths  # noqa: E402
+import nodes as comfy_nodes  # noqa: E402
+
+PACK_NAME = "reenact-anything"
+
+
+def load_pack():
+    """Install the pack into a temporary custom_nodes folder and load it with ComfyUI's loader."""
+    custom_nodes = tempfile.mkdtemp(prefix="custom_nodes_")
+    link = os.path.join(custom_nodes, PACK_NAME)
+    os.symlink(PACK_ROOT, link)
+    before = set(comfy_nodes.NODE_CLASS_MAPPINGS)
+    ok = asyncio.run(comfy_nodes.load_custom_node(link))
+    assert ok, "ComfyUI's loader failed to load the pack; see the log above"
+    added = set(comfy_nodes.NODE_CLASS_MAPPINGS) - before
+    return sys.modules[link.replace(".", "_x_")], added
+
+
+PACK_MODULE, PACK_NODE_IDS = load_pack()
+
+
+@pytest.fixture(scope="session")
+def pack():
+    return PACK_MODULE
+
+
+@pytest.fixture(scope="session")
+def node_ids():
+    return PACK_NODE_IDS
+
+
+def node_class(node_id):
+    return comfy_nodes.NODE_CLASS_MAPPINGS[node_id]
+
+
+def run_node(node_id, **inputs):
+    """Run a node the way the executor does: inference mode, outputs as a tuple."""
+    cls = node_class(node_id)
+    with torch.inference_mode():
+        out = cls.execute(**inputs)
+    return out.args if hasattr(out, "args") else out
+
+
+@pytest.fixture()
+def tmp_folders(tmp_path):
+    """Fresh input and motion_embeddings folders for one test."""
+    saved_input = folder_paths.get_input_directory()
+    saved = folder_paths.folder_names_and_paths["motion_embeddings"]
+    (tmp_path / "input").mkdir()
+    (tmp_path / "embeddings").mkdir()
+    folder_paths.set_input_directory(str(tmp_path / "input"))
+    folder_paths.folder_names_and_paths["motion_embeddings"] = ([str(tmp_path / "embeddings")], saved[1])
+    folder_paths.filename_list_cache.clear()
+    try:
+        yield tmp_path
+    finally:
+        folder_paths.set_input_directory(saved_input)
+        folder_paths.folder_names_and_paths["motion_embeddings"] = saved
+        folder_paths.filename_list_cache.clear()
+
+
+@pytest.fixture(scope="session")
+def small_svd():
+    from reenact_testkit.small_models import make_small_svd
+    with torch.inference_mode():
+        return make_small_svd(seed=0)
+
+
+@pytest.fixture(scope="session")
+def small_vae():
+    from reenact_testkit.small_models import make_small_vae
+    with torch.inference_mode():
+        return make_small_vae(seed=1)
+
+
+@pytest.fixture(scope="session")
+def small_clip_vision():
+    from reenact_testkit.small_models import make_small_clip_vision
+    with torch.inference_mode():
+        return make_small_clip_vision(seed=2)
