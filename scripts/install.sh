@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Install everything the pack and its tests need into the current Python, on a fresh machine.
+# torch + torchvision come as the registry's regular pair (ComfyUI imports torchvision).
+set -euo pipefail
+here="$(cd "$(dirname "$0")/.." && pwd)"
+comfy="${COMFYUI_PATH:-}"
+if [ -z "$comfy" ]; then
+  if [ "$(basename "$(dirname "$here")")" = "custom_nodes" ]; then comfy="$(dirname "$(dirname "$here")")"; else comfy="$HOME/ComfyUI"; fi
+fi
+if [ ! -f "$comfy/main.py" ] || [ ! -f "$comfy/requirements.txt" ]; then
+  echo "ERROR: ComfyUI not found at $comfy." >&2
+  echo "Get it with: git clone https://github.com/comfyanonymous/ComfyUI ~/ComfyUI" >&2
+  echo "or set COMFYUI_PATH to a checkout, or clone this pack into ComfyUI/custom_nodes/." >&2
+  exit 2
+fi
+python -m pip install --quiet torch torchvision
+# ComfyUI's own requirements, minus the torch family already handled (torchaudio has no build
+# matching the registry's newest torch; ComfyUI only needs it for audio nodes).
+grep -v -E '^(torch|torchvision|torchaudio)([<>=~ ].*)?$' "$comfy/requirements.txt" > /tmp/comfy-requirements.txt
+python -m pip install --quiet -r /tmp/comfy-requirements.txt
+python -m pip install --quiet -r "$here/requirements.txt" pytest
+echo "installed; ComfyUI at $comfy"
