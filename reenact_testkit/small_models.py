@@ -79,14 +79,14 @@ def make_small_svd(seed=0, model_channels=64, context_dim=SMALL_CONTEXT_DIM):
 def make_small_vae(seed=1):
     """comfy.sd.VAE with a 3-level AutoencoderKL: 8x downscale and 4 latent channels, like SD's."""
     import comfy.sd
+    from comfy.ldm.models.autoencoder import AutoencoderKL
 
     ddconfig = {"double_z": True, "z_channels": 4, "resolution": 64, "in_channels": 3, "out_ch": 3,
                 "ch": 32, "ch_mult": [1, 1, 1, 1], "num_res_blocks": 1, "attn_resolutions": [],
                 "dropout": 0.0}
     config = {"params": {"ddconfig": ddconfig, "embed_dim": 4}}
-    vae = comfy.sd.VAE(sd={}, config=config)
-    init_weights(vae.first_stage_model, seed)
-    return vae
+    module = init_weights(AutoencoderKL(ddconfig=ddconfig, embed_dim=4), seed)
+    return comfy.sd.VAE(sd=module.state_dict(), config=config)
 
 
 def make_small_clip_vision(seed=2, projection_dim=SMALL_CONTEXT_DIM):
