@@ -1,0 +1,113 @@
+"""LoadMotionReference on real files encoded here: mp4 and gif, odd sizes, too few frames."""
+import os
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from conftest import run_node
+
+NODE_DEFAULTS = dict(start_frame=0, frame_count=4, stride=1, target_fps=0.0, width=64, height=64,
+                     resize_mode="crop")
+
+
+def frame_colour(i):
+    """Each frame has its own solid colour, so the decoded order can be checked."""
+    return np.array([(40 * i) % 256, 255 - (30 * i) % 256, (90 + 50 * i) % 256], np.uint8)
+
+
+def write_mp4(path, frames, width, height, fps=10.0):
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
+    assert writer.isOpened()
+    for i in range(frames):
+        writer.write(np.tile(frame_colour(i)[::-1], (height, width, 1)))  # BGR
+    writer.release()
+
+
+def write_gif(path, frames, width, height):
+    images = [Image.fromarray(np.tile(frame_colour(i), (height, width, 1))) for i in range(frames)]
+    images[0].save(path, save_all=True, append_images=images[1:], duration=100, loop=0)
+
+
+def load(video, **overrides):
+    return run_node("LoadMotionReference", video=video, **{**NODE_DEFAULTS, **overrides})
+
+
+@pytest.mark.parametrize("writer,name", [(write_mp4, "clip.mp4"), (write_gif, "clip.gif")])
+def test_reads_selected_frames_in_order(tmp_folders, writer, name):
+    writer(tmp_folders / "input" / name, 12, 98, 54)  # odd, non-multiple-of-64 size
+    frames, source_fps, clip_fps, label = load(name, start_frame=2, frame_count=4, stride=2, width=128, height=64)
+    assert frames.shape == (4, 64, 128, 3) and label == name
+    centre = (frames[:, 32, 64] * 255).round()
+    expected = torch.tensor(np.stack([frame_colour(i) for i in (2, 4, 6, 8)])).float()
+    assert (centre - expected).abs().max() <= 12, "frames 2, 4, 6, 8 in order (lossy codecs allowed +-12)"
+    assert source_fps == pytest.approx(10.0, rel=0.05) and clip_fps == pytest.approx(source_fps / 2)
+
+
+def test_target_fps_picks_frames_by_time(tmp_folders):
+    write_mp4(tmp_folders / "input" / "fast.mp4", 30, 64, 64, fps=30.0)
+    frames, source_fps, clip_fps, _ = load("fast.mp4", frame_count=3, target_fps=10.0)
+    centre = (frames[:, 32, 32] * 255).round()
+    expected = torch.tensor(np.stack([frame_colour(i) for i in (0, 3, 6)])).float()
+    assert (centre - expected).abs().max() <= 12 and clip_fps == pytest.approx(10.0, rel=0.05)
+
+
+def test_fewer_frames_than_asked_is_a_clear_error(tmp_folders):
+    """Documented behaviour: no silent padding or looping; the error says what is there."""
+    write_mp4(tmp_folders / "input" / "short.mp4", 5, 64, 64)
+    with pytest.raises(ValueError, match=r"expected 4 frames from frame 0, every 2 frame\(s\).*has only 5 frames"):
+        load("short.mp4", stride=2)
+
+
+@pytest.mark.parametrize("mode", ["crop", "pad", "stretch"])
+def test_resize_modes_keep_or_ignore_aspect(tmp_folders, mode):
+    h, w = 40, 160  # 4:1 source into a 1:1 target
+    img = np.zeros((h, w, 3), np.uint8)
+    img[:, : w // 2] = 255  # left half white
+    images = torch.from_numpy(np.stack([img] * 4)).float() / 255
+    frames, *_ = run_node("LoadMotionReference", video="", images=images, images_fps=8.0,
+                          **{**NODE_DEFAULTS, "resize_mode": mode})
+    row = frames[0, 32, :, 0]
+    if mode == "pad":
+        assert frames[0, 0].max() == 0 and frames[0, 32].max() > 0.99, "bars above and below, image in the middle"
+    elif mode == "crop":
+        assert frames[0, :, :24].min() > 0.99 and frames[0, :, 40:].max() < 0.01, "centre cut of the boundary"
+    else:
+        assert row[:28].min() > 0.99 and row[36:].max() < 0.01 and frames[0, 0].max() > 0.99
+
+
+def test_missing_and_corrupt_files(tmp_folders):
+    (tmp_folders / "input" / "broken.mp4").write_bytes(b"not a video at all" * 100)
+    with pytest.raises(ValueError, match="broken.mp4"):
+        load("broken.mp4")
+    with pytest.raises(ValueError, match="does not exist"):
+        load("nothing_here.mp4")
+
+
+def test_long_video_is_not_read_whole(tmp_folders, monkeypatch):
+    """Reading stops at the last selected frame: frames after it are never decoded."""
+    write_mp4(tmp_folders / "input" / "long.mp4", 200, 64, 64)
+    calls = {"read": 0, "grab": 0}
+    real = cv2.VideoCapture
+
+    class Counting:
+        def __init__(self, *a):
+            self.inner = real(*a)
+
+        def read(self):
+            calls["read"] += 1
+            return self.inner.read()
+
+        def grab(self):
+            calls["grab"] += 1
+            return self.inner.grab()
+
+        def __getattr__(self, name):
+            return getattr(self.inner, name)
+
+    monkeypatch.setattr(cv2, "VideoCapture", Counting)
+    frames, *_ = load("long.mp4", start_frame=5, frame_count=4)
+    assert frames.shape[0] == 4
+    assert calls == {"read": 4, "grab": 5}
