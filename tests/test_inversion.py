@@ -78,3 +78,34 @@ def test_model_gives_same_video_after_an_inversion_node_run(small_svd, small_vae
     assert embedding.metadata["base_model"].startswith("SVD_img2vid:")
     assert curve.shape[0] == 1 and curve.shape[-1] == 3 and curve.std() > 0
     assert not torch.equal(embedding.tokens, init.tokens)
+
+
+def test_cancel_stops_within_a_step_and_leaves_model_clean(small_svd, small_vae):
+    """ComfyUI's interrupt flag stops the optimiser after the current step; nothing stays attached."""
+    import comfy.model_management as mm
+
+    frames = torch.rand(FRAMES, 64, 64, 3, generator=torch.Generator().manual_seed(2))
+    init = MotionEmbedding(torch.randn(FRAMES + 1, 2, DIM))
+    flags = [p.requires_grad for p in small_svd.model.parameters()]
+    steps_seen = []
+    real_hook = mm.throw_exception_if_processing_interrupted
+
+    def interrupt_after_step_two():
+        steps_seen.append(1)
+        if len(steps_seen) == 2:
+            mm.interrupt_current_processing(True)
+        real_hook()
+
+    mm.throw_exception_if_processing_interrupted = interrupt_after_step_two
+    try:
+        with pytest.raises(mm.InterruptProcessingException):
+            run_node("OptimizeMotionEmbedding", model=small_svd, vae=small_vae, reference=frames,
+                     init_embedding=init, steps=500, learning_rate=0.01, seed=0, sigma_log_mean=0.7,
+                     sigma_log_std=1.6, augmentation_level=0.0, fps=6, motion_bucket_id=127,
+                     gradient_checkpointing="blocks")
+    finally:
+        mm.throw_exception_if_processing_interrupted = real_hook
+        mm.interrupt_current_processing(False)
+    assert len(steps_seen) == 2, "stopped at the first check after the interrupt"
+    assert [p.requires_grad for p in small_svd.model.parameters()] == flags
+    assert not any("forward" in m.__dict__ for m in small_svd.model.diffusion_model.modules())
