@@ -74,7 +74,7 @@ class DenoisingObjective:
         conds = convert_cond(conditioning_with_motion(base, self.frames, tokens))
         conds = comfy.samplers.encode_model_conds(self.model.extra_conds, conds, self.x0, self.device,
                                                   "positive")
-        return {k: c for k, c in conds[0]["model_conds"].items()}
+        return dict(conds[0]["model_conds"])
 
     def loss(self, bound: dict, sigma: float, noise: torch.Tensor) -> torch.Tensor:
         ms = self.model.model_sampling

@@ -109,3 +109,31 @@ def test_cancel_stops_within_a_step_and_leaves_model_clean(small_svd, small_vae)
     assert len(steps_seen) == 2, "stopped at the first check after the interrupt"
     assert [p.requires_grad for p in small_svd.model.parameters()] == flags
     assert not any("forward" in m.__dict__ for m in small_svd.model.diffusion_model.modules())
+
+
+def test_same_seed_same_embedding_on_cpu(small_svd, planted):
+    settings = InversionSettings(steps=5, seed=3, checkpointing="blocks")
+    runs = []
+    for _ in range(2):
+        with torch.inference_mode():
+            runs.append(invert_motion(small_svd, planted["reference"], planted["condition"], planted["init"],
+                                      settings))
+    assert torch.equal(runs[0][0], runs[1][0]) and runs[0][1] == runs[1][1]
+    other = InversionSettings(steps=5, seed=4, checkpointing="blocks")
+    with torch.inference_mode():
+        different, _ = invert_motion(small_svd, planted["reference"], planted["condition"], planted["init"], other)
+    assert not torch.equal(different, runs[0][0])
+
+
+def test_checkpointing_gives_the_same_result(small_svd, planted):
+    """Recomputing blocks in backward changes memory and time, not the maths."""
+    import time
+    results = {}
+    for mode in ("off", "blocks"):
+        settings = InversionSettings(steps=10, seed=5, checkpointing=mode)
+        start = time.perf_counter()
+        with torch.inference_mode():
+            results[mode] = invert_motion(small_svd, planted["reference"], planted["condition"], planted["init"],
+                                          settings)[0]
+        print(f"checkpointing={mode}: {(time.perf_counter() - start) / 10:.4f} s/step")
+    assert torch.allclose(results["off"], results["blocks"], atol=1e-5)
