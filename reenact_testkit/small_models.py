@@ -60,20 +60,34 @@ def init_weights(module, seed):
     return module
 
 
-def make_small_svd(seed=0, model_channels=64, context_dim=SMALL_CONTEXT_DIM):
-    """A ModelPatcher around comfy.model_base.SVD_img2vid with a small UNet."""
+def full_svd_unet_config():
+    """The unet_config ComfyUI's detector gives the released SVD / SVD-XT checkpoints (1.52 B params)."""
+    config = small_svd_unet_config(model_channels=320, context_dim=1024)
+    config.update(num_res_blocks=[2, 2, 2, 2], channel_mult=[1, 2, 4, 4],
+                  transformer_depth=[1, 1, 1, 1, 1, 1, 0, 0],
+                  transformer_depth_output=[1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0])
+    return config
+
+
+def make_svd(unet_config, seed=0, dtype=torch.float32):
+    """A ModelPatcher around comfy.model_base.SVD_img2vid built from `unet_config`, seeded weights."""
     import comfy.model_management
     import comfy.model_patcher
     import comfy.supported_models
 
-    model_config = comfy.supported_models.SVD_img2vid(small_svd_unet_config(model_channels, context_dim))
-    model_config.set_inference_dtype(torch.float32, None)
+    model_config = comfy.supported_models.SVD_img2vid(unet_config)
+    model_config.set_inference_dtype(dtype, None)
     model = model_config.get_model({})
     init_weights(model.diffusion_model, seed)
     model.eval()
     device = comfy.model_management.get_torch_device()
     offload = comfy.model_management.unet_offload_device()
     return comfy.model_patcher.ModelPatcher(model, load_device=device, offload_device=offload)
+
+
+def make_small_svd(seed=0, model_channels=64, context_dim=SMALL_CONTEXT_DIM):
+    """A small SVD: ComfyUI's own SVD classes with two levels of 64 and 128 channels."""
+    return make_svd(small_svd_unet_config(model_channels, context_dim), seed)
 
 
 def make_small_vae(seed=1):

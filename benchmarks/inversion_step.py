@@ -1,0 +1,130 @@
+"""Time one real inversion step: the optimiser's own code path on ComfyUI's full-size SVD UNet.
+
+Forward, backward to the embedding and an AdamW step, exactly as OptimizeMotionEmbedding runs
+them (reenact_core.inversion.invert_motion), on random weights in SVD's architecture. Prints a
+table, then as its LAST line one JSON object. Speed targets are read from that output, never
+asserted by tests.
+
+  python benchmarks/inversion_step.py --device cpu --frames 4 --height 128 --width 128 --steps 2
+  python benchmarks/inversion_step.py --device cuda --frames 14 --height 576 --width 1024 --dtype bf16
+"""
+import argparse
+import json
+import os
+import resource
+import statistics
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "tests"))
+sys.path.insert(0, os.path.join(HERE, ".."))
+from comfyui_location import HOW_TO_GET_COMFYUI, find_comfyui  # noqa: E402
+
+DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cuda")
+    p.add_argument("--frames", type=int, default=14)
+    p.add_argument("--height", type=int, default=576)
+    p.add_argument("--width", type=int, default=1024)
+    p.add_argument("--tokens", type=int, default=5)
+    p.add_argument("--steps", type=int, default=10, help="timed steps after warm-up")
+    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--dtype", choices=sorted(DTYPES), default="bf16")
+    p.add_argument("--checkpointing", choices=["blocks", "off"], default="blocks")
+    p.add_argument("--model", choices=["full", "small"], default="full",
+                   help="full: SVD's 1.52 B-parameter UNet; small: the test model")
+    return p.parse_args(argv)
+
+
+def setup_comfy(device):
+    root = find_comfyui()
+    if root is None:
+        sys.exit(HOW_TO_GET_COMFYUI)
+    sys.path.insert(0, root)
+    import comfy.options
+    comfy.options.enable_args_parsing(False)
+    from comfy.cli_args import args
+    args.cpu = device == "cpu"
+
+
+def matmul_tflops(torch, device, dtype, n=8192, reps=20):
+    """The device's measured dense matmul rate, the yardstick for achieved FLOP/s."""
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
+    for _ in range(3):
+        a @ b
+    torch.cuda.synchronize()
+    start = time.perf_counter()
+    for _ in range(reps):
+        a @ b
+    torch.cuda.synchronize()
+    return 2 * n ** 3 * reps / (time.perf_counter() - start) / 1e12
+
+
+def main(argv=None):
+    opts = parse_args(argv)
+    setup_comfy(opts.device)
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from reenact_core.inversion import InversionSettings, invert_motion
+    from reenact_testkit.small_models import full_svd_unet_config, make_svd, small_svd_unet_config
+
+    dtype = getattr(torch, DTYPES[opts.dtype])
+    config = full_svd_unet_config() if opts.model == "full" else small_svd_unet_config()
+    patcher = make_svd(config, seed=0, dtype=dtype)
+    params = sum(p.numel() for p in patcher.model.diffusion_model.parameters())
+    dim = config["context_dim"]
+    g = torch.Generator().manual_seed(0)
+    latents = torch.randn(opts.frames, 4, opts.height // 8, opts.width // 8, generator=g)
+    condition = latents[:1].clone()
+    init = torch.randn(opts.frames + 1, opts.tokens, dim, generator=g)
+    settings = InversionSettings(steps=1, checkpointing=opts.checkpointing, seed=0)
+
+    with FlopCounterMode(display=False) as counter:
+        invert_motion(patcher, latents, condition, init, settings)
+    flop_per_step = counter.get_total_flops()
+
+    cuda = opts.device == "cuda"
+    if cuda:
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    stamps = []
+
+    def on_step(step, total, loss):
+        if cuda:
+            torch.cuda.synchronize()
+        stamps.append(time.perf_counter())
+
+    timed = InversionSettings(steps=opts.warmup + opts.steps + 1, checkpointing=opts.checkpointing, seed=0)
+    invert_motion(patcher, latents, condition, init, timed, on_step)
+    per_step = [b - a for a, b in zip(stamps[opts.warmup:], stamps[opts.warmup + 1:])]
+    s_per_step = statistics.median(per_step)
+    if cuda:
+        peak_gb = torch.cuda.max_memory_allocated() / 2 ** 30
+    else:
+        peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20  # process peak RSS
+    achieved = flop_per_step / s_per_step / 1e12
+    result = {"device": opts.device, "model": opts.model, "params": params, "frames": opts.frames,
+              "height": opts.height, "width": opts.width, "tokens": opts.tokens, "dtype": opts.dtype,
+              "checkpointing": opts.checkpointing, "s_per_step": round(s_per_step, 4),
+              "peak_mem_gb": round(peak_gb, 3), "tflop_per_step": round(flop_per_step / 1e12, 4),
+              "achieved_tflops": round(achieved, 4)}
+    if cuda:
+        rate = matmul_tflops(torch, "cuda", torch.bfloat16)
+        result.update(device_name=torch.cuda.get_device_name(), bf16_matmul_tflops=round(rate, 1),
+                      fraction_of_matmul_rate=round(achieved / rate, 3))
+    width = max(len(k) for k in result)
+    print("inversion step benchmark")
+    for k, v in result.items():
+        print(f"  {k:<{width}}  {v}")
+    print(json.dumps(result))
+    return result
+
+
+if __name__ == "__main__":
+    main()
