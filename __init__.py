@@ -14,7 +14,7 @@ WEB_DIRECTORY = "./web"
 def register_model_folder():
     """models/motion_embeddings, listing .safetensors and the pickles we refuse with a message."""
     folder_paths.add_model_folder_path(EMBEDDINGS_FOLDER, os.path.join(folder_paths.models_dir, EMBEDDINGS_FOLDER))
-    paths, extensions = folder_paths.folder_names_and_paths[EMBEDDINGS_FOLDER]
+    extensions = folder_paths.folder_names_and_paths[EMBEDDINGS_FOLDER][1]
     extensions.update({".safetensors", *PICKLE_EXTENSIONS})
 
 

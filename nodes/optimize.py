@@ -73,7 +73,6 @@ class OptimizeMotionEmbedding(io.ComfyNode):
                                 tooltip="Recorded in the embedding's metadata (Load Motion Reference's name)."),
             ],
             outputs=[MotionEmbeddingType.Output("motion_embedding"), io.Image.Output("loss_curve")],
-            hidden=[io.Hidden.unique_id],
         )
 
     @classmethod

@@ -1,4 +1,6 @@
 """Cheap checks on ComfyUI objects, run before any long work starts."""
+import hashlib
+
 import comfy.model_base
 
 from .errors import ReenactError
@@ -41,8 +43,6 @@ def require_vae_for(model_patcher, vae):
 
 def model_fingerprint(model_patcher) -> str:
     """Family plus a short hash of the UNet's first conv: tells checkpoints apart without a file name."""
-    import hashlib
-
     weight = model_patcher.model.diffusion_model.input_blocks[0][0].weight
     digest = hashlib.sha256(weight.detach().float().cpu().numpy().tobytes()).hexdigest()[:12]
     return f"{model_family(model_patcher)}:{digest}"
