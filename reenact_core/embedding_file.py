@@ -14,19 +14,21 @@ FORMAT_NAME = "reenact-anything/motion-embedding"
 FORMAT_VERSION = 1
 TENSOR_KEY = "motion_tokens"
 PICKLE_EXTENSIONS = (".pt", ".pth", ".ckpt", ".bin", ".pkl")
-METADATA_FIELDS = ("frames", "tokens", "dim", "steps", "final_loss", "fps", "motion_bucket_id",
-                   "width", "height", "source_video", "base_model")
+TEXT_FIELDS = {"source_video", "base_model", "init"}
 
 
 def _metadata_strings(embedding: MotionEmbedding) -> dict:
     meta = {k: v for k, v in embedding.metadata.items() if v is not None}
     meta.update(frames=embedding.frames, tokens=embedding.tokens_per_frame, dim=embedding.dim)
-    out = {k: v if isinstance(v, str) else json.dumps(v) for k, v in meta.items()}
+    out = {k: v if k in TEXT_FIELDS else json.dumps(v) for k, v in meta.items()}
     out.update({"format": FORMAT_NAME, "format_version": str(FORMAT_VERSION)})
     return out
 
 
-def _parse_value(text: str):
+def _parse_value(key: str, text: str):
+    """Names stay text even when they look like numbers; everything else was written as JSON."""
+    if key in TEXT_FIELDS:
+        return text
     try:
         return json.loads(text)
     except (json.JSONDecodeError, ValueError):
@@ -106,7 +108,7 @@ def load_embedding(path: str) -> MotionEmbedding:
     if version > FORMAT_VERSION:
         raise ReenactError(f"expected a motion embedding of format version <= {FORMAT_VERSION}, {name} has "
                            f"version {version}: update the Reenact Anything nodes")
-    fields = {k: _parse_value(v) for k, v in metadata.items() if k not in ("format", "format_version")}
+    fields = {k: _parse_value(k, v) for k, v in metadata.items() if k not in ("format", "format_version")}
     embedding = MotionEmbedding(tokens, fields)
     declared = (fields.get("frames"), fields.get("tokens"), fields.get("dim"))
     if declared != (embedding.frames, embedding.tokens_per_frame, embedding.dim):

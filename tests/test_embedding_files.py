@@ -43,6 +43,13 @@ def test_round_trip_keeps_tokens_and_metadata(tmp_folders):
     assert (raw["frames"], raw["tokens"], raw["dim"]) == ("14", "5", "64")
 
 
+def test_names_that_look_like_numbers_stay_text(tmp_folders):
+    embedding = MotionEmbedding(torch.randn(3, 1, 8), {"source_video": "123", "note": "hello"})
+    save(embedding, "numeric")
+    loaded, _ = load("numeric_00001.safetensors")
+    assert loaded.metadata["source_video"] == "123" and loaded.metadata["note"] == "hello"
+
+
 def test_never_overwrites(tmp_folders):
     first = save(an_embedding())
     before = open(first, "rb").read()
