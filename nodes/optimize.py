@@ -13,6 +13,7 @@ from ..reenact_core.loss_plot import loss_curve_image
 from ..reenact_core.model_checks import (model_fingerprint, require_embedding_fits, require_svd,
                                          require_vae_for)
 from .common import CATEGORY, MotionEmbeddingType, size_problem
+from .loss_events import LossEvents
 
 
 def settings_problem(steps, learning_rate, warmup_steps) -> str | None:
@@ -73,6 +74,7 @@ class OptimizeMotionEmbedding(io.ComfyNode):
                                 tooltip="Recorded in the embedding's metadata (Load Motion Reference's name)."),
             ],
             outputs=[MotionEmbeddingType.Output("motion_embedding"), io.Image.Output("loss_curve")],
+            hidden=[io.Hidden.unique_id],
         )
 
     @classmethod
@@ -100,8 +102,10 @@ class OptimizeMotionEmbedding(io.ComfyNode):
                                      checkpointing=gradient_checkpointing)
         latents, condition_latent = encode_reference(vae, reference, augmentation_level, seed)
         progress = comfy.utils.ProgressBar(steps)
+        loss_events = LossEvents(cls.hidden.unique_id if cls.hidden else None, steps)
 
         def on_step(step, total, loss):
+            loss_events.add(step, loss)
             comfy.model_management.throw_exception_if_processing_interrupted()
             progress.update_absolute(step, total)
 

@@ -1,0 +1,43 @@
+"""Live loss points for the browser: the web extension draws them on the OptimizeMotionEmbedding node."""
+import math
+import time
+
+LOSS_EVENT = "reenact_anything.loss"
+SEND_INTERVAL_S = 0.25
+
+
+def prompt_server():
+    """The running PromptServer, or None when the node runs outside a server (tests, scripts)."""
+    try:
+        from server import PromptServer
+    except ImportError:
+        return None
+    return getattr(PromptServer, "instance", None)
+
+
+class LossEvents:
+    """Batches (step, loss) points and sends them at most every SEND_INTERVAL_S to the client that queued the
+    prompt, so a fast GPU does not flood the websocket."""
+
+    def __init__(self, node_id, total_steps: int):
+        self.server = prompt_server() if node_id is not None else None
+        self.node_id = str(node_id)
+        self.total = total_steps
+        self.pending: list[list[float]] = []
+        self.last_sent = 0.0
+        self.send(reset=True)
+
+    def add(self, step: int, loss: float) -> None:
+        if self.server is None:
+            return
+        self.pending.append([step, loss if math.isfinite(loss) else None])
+        if step >= self.total or time.monotonic() - self.last_sent >= SEND_INTERVAL_S:
+            self.send()
+
+    def send(self, reset: bool = False) -> None:
+        if self.server is None:
+            return
+        self.server.send_sync(LOSS_EVENT, {"node": self.node_id, "total": self.total, "reset": reset,
+                                           "points": self.pending}, self.server.client_id)
+        self.pending = []
+        self.last_sent = time.monotonic()
