@@ -10,8 +10,10 @@ from ..reenact_core.backward_ready import CHECKPOINTING_MODES
 from ..reenact_core.errors import ReenactError
 from ..reenact_core.inversion import LR_SCHEDULES, InversionSettings, invert_motion
 from ..reenact_core.loss_plot import loss_curve_image
+from ..reenact_core.memory_mode import MEMORY_MODES
 from ..reenact_core.model_checks import (model_fingerprint, require_embedding_fits, require_svd,
                                          require_vae_for)
+from ..reenact_core.precision import PRECISIONS
 from .common import CATEGORY, MotionEmbeddingType, size_problem
 from .loss_events import LossEvents
 
@@ -23,6 +25,14 @@ def settings_problem(steps, learning_rate, warmup_steps) -> str | None:
         return f"expected a finite learning rate above 0, got {learning_rate}"
     if warmup_steps > steps:
         return f"expected warmup_steps of at most steps ({steps}), got {warmup_steps}"
+    return None
+
+
+def options_problem(gradient_checkpointing="blocks", precision="auto", memory_mode="balanced") -> str | None:
+    for name, value, allowed in (("gradient_checkpointing", gradient_checkpointing, CHECKPOINTING_MODES),
+                                 ("precision", precision, PRECISIONS), ("memory_mode", memory_mode, MEMORY_MODES)):
+        if value not in allowed:
+            return f"expected {name} in {list(allowed)}, got {value!r}"
     return None
 
 
@@ -66,10 +76,20 @@ class OptimizeMotionEmbedding(io.ComfyNode):
                 io.Int.Input("motion_bucket_id", default=127, min=1, max=1023),
                 io.Combo.Input("gradient_checkpointing", options=list(CHECKPOINTING_MODES), default="blocks",
                                tooltip="blocks: recompute each UNet block in backward, much less VRAM, "
-                                       "about 30% slower."),
+                                       "about 30% slower. layers: recompute each resblock and transformer "
+                                       "block on its own, finer. off: fastest, most VRAM."),
                 io.Combo.Input("lr_schedule", options=list(LR_SCHEDULES), default="constant"),
                 io.Int.Input("warmup_steps", default=0, min=0, max=100_000),
                 io.Float.Input("weight_decay", default=0.01, min=0.0, max=1.0, step=0.001),
+                io.Combo.Input("precision", options=list(PRECISIONS), default="auto", optional=True,
+                               tooltip="The UNet's compute dtype during inversion; the embedding and its "
+                                       "optimizer state stay fp32. auto: the dtype ComfyUI loaded the model "
+                                       "in (fp16 on most GPUs, with loss scaling). bf16 is the safer 16-bit "
+                                       "choice where the GPU supports it."),
+                io.Combo.Input("memory_mode", options=list(MEMORY_MODES), default="balanced", optional=True,
+                               tooltip="low_vram (12-16 GB cards): layer checkpointing, 16-bit compute and "
+                                       "every other model unloaded first. Overrides gradient_checkpointing "
+                                       "and fp32/auto-fp32 precision."),
                 io.String.Input("source_name", default="", optional=True, force_input=True,
                                 tooltip="Recorded in the embedding's metadata (Load Motion Reference's name)."),
             ],
@@ -78,15 +98,19 @@ class OptimizeMotionEmbedding(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, steps=1, learning_rate=0.01, warmup_steps=0, **kwargs):
-        return settings_problem(steps, learning_rate, warmup_steps) or True
+    def validate_inputs(cls, steps=1, learning_rate=0.01, warmup_steps=0, gradient_checkpointing="blocks",
+                        precision="auto", memory_mode="balanced", **kwargs):
+        return (settings_problem(steps, learning_rate, warmup_steps)
+                or options_problem(gradient_checkpointing, precision, memory_mode) or True)
 
     @classmethod
     def execute(cls, model, vae, reference, init_embedding, steps, learning_rate, seed, sigma_log_mean,
                 sigma_log_std, augmentation_level, fps, motion_bucket_id, gradient_checkpointing,
-                lr_schedule="constant", warmup_steps=0, weight_decay=0.01, source_name="") -> io.NodeOutput:
-        problem = settings_problem(steps, learning_rate, warmup_steps) or size_problem(reference.shape[2],
-                                                                                       reference.shape[1])
+                lr_schedule="constant", warmup_steps=0, weight_decay=0.01, precision="auto", memory_mode="balanced",
+                source_name="") -> io.NodeOutput:
+        problem = (settings_problem(steps, learning_rate, warmup_steps)
+                   or options_problem(gradient_checkpointing, precision, memory_mode)
+                   or size_problem(reference.shape[2], reference.shape[1]))
         if problem:
             raise ReenactError(problem)
         require_svd(model)
@@ -99,7 +123,8 @@ class OptimizeMotionEmbedding(io.ComfyNode):
                                      warmup_steps=warmup_steps, lr_schedule=lr_schedule, seed=seed,
                                      sigma_log_mean=sigma_log_mean, sigma_log_std=sigma_log_std, fps=fps,
                                      motion_bucket_id=motion_bucket_id, augmentation_level=augmentation_level,
-                                     checkpointing=gradient_checkpointing)
+                                     checkpointing=gradient_checkpointing, precision=precision,
+                                     memory_mode=memory_mode)
         latents, condition_latent = encode_reference(vae, reference, augmentation_level, seed)
         progress = comfy.utils.ProgressBar(steps)
         loss_events = LossEvents(cls.hidden.unique_id if cls.hidden else None, steps)

@@ -3,14 +3,22 @@
 ComfyUI loads models inside torch.inference_mode(), so its weights are inference tensors, which
 autograd refuses to save for backward. They are swapped for ordinary tensors with the same values
 (a one-time, value-preserving change). Everything else done here is undone on exit, whether the
-run ends, fails or is cancelled: requires_grad flags, and the per-block checkpoint wrappers.
+run ends, fails or is cancelled: requires_grad flags, and the checkpoint wrappers.
+
+Checkpointing granularity trades memory for recompute (measured in benchmarks/README.md):
+- "blocks": the UNet's 25 input/middle/output blocks. Stores 25 block inputs; the backward
+  re-runs one whole block at a time, so the peak is one block's activations.
+- "layers": every ResBlock and every transformer block (spatial and temporal) on its own.
+  More, smaller segments: a lower recompute peak at the cost of storing the inputs of each
+  layer and the activations of the few ops left outside (norms, projections, mixers).
+Both recompute the same forward once, so the extra time is about one forward pass.
 """
 import contextlib
 
 import torch
 import torch.utils.checkpoint
 
-CHECKPOINTING_MODES = ("blocks", "off")
+CHECKPOINTING_MODES = ("blocks", "layers", "off")
 
 
 @torch.inference_mode(False)
@@ -47,11 +55,26 @@ def _checkpointed(forward):
     return run
 
 
+def _outermost(module, kinds):
+    """Modules of the given kinds, not descending into a match (a VideoResBlock holds a ResBlock)."""
+    found = []
+    for child in module.children():
+        if isinstance(child, kinds):
+            found.append(child)
+        else:
+            found.extend(_outermost(child, kinds))
+    return found
+
+
 def checkpoint_targets(diffusion_model, mode: str):
     if mode == "off":
         return []
     if mode == "blocks":
         return [*diffusion_model.input_blocks, diffusion_model.middle_block, *diffusion_model.output_blocks]
+    if mode == "layers":
+        from comfy.ldm.modules.attention import BasicTransformerBlock
+        from comfy.ldm.modules.diffusionmodules.openaimodel import ResBlock
+        return _outermost(diffusion_model, (ResBlock, BasicTransformerBlock))
     raise ValueError(f"expected checkpointing mode in {CHECKPOINTING_MODES}, got {mode!r}")
 
 

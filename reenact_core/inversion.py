@@ -3,6 +3,11 @@
 One sigma per video, shared by its frames. The reference latents and the conds are computed once;
 the conds hold the live token tensor, so each step only draws (sigma, noise) and runs the UNet.
 The EDM formulas come from the model's own model_sampling, never rewritten here.
+
+Speed and memory (benchmarks/README.md): the UNet's weights are frozen, so backward computes
+only activation gradients; the UNet may compute in bf16/fp16 (precision.py) while the tokens,
+their AdamW state and the loss stay fp32; checkpointing granularity and a low-VRAM mode
+(memory_mode.py) trade recompute for memory.
 """
 import math
 from dataclasses import dataclass, asdict
@@ -16,7 +21,9 @@ from comfy.sampler_helpers import convert_cond
 
 from .backward_ready import prepared_for_backward
 from .errors import ReenactError
+from .memory_mode import free_other_models, plan_run
 from .motion_conditioning import conditioning_with_motion
+from .precision import computing_in, loss_scaler
 
 
 @dataclass(frozen=True)
@@ -33,6 +40,8 @@ class InversionSettings:
     motion_bucket_id: int = 127
     augmentation_level: float = 0.0
     checkpointing: str = "blocks"
+    precision: str = "auto"
+    memory_mode: str = "balanced"
 
     def as_dict(self):
         return asdict(self)
@@ -123,6 +132,10 @@ def invert_motion(model_patcher, reference_latents, condition_latent, init_token
     if init_tokens.shape[0] - 1 != reference_latents.shape[0]:
         raise ReenactError(f"expected an initial embedding with {reference_latents.shape[0]} frame slots "
                            f"to match the reference, got {init_tokens.shape[0] - 1}")
+    plan = plan_run(settings.memory_mode, settings.checkpointing, settings.precision, model_patcher.model,
+                    model_patcher.load_device)
+    if plan.free_other_models:
+        free_other_models(model_patcher)
     comfy.model_management.load_models_gpu([model_patcher])
     objective = DenoisingObjective(model_patcher, reference_latents, condition_latent, settings)
     ms = objective.model.model_sampling
@@ -132,17 +145,22 @@ def invert_motion(model_patcher, reference_latents, condition_latent, init_token
         tokens = init_tokens.detach().clone().to(objective.device, torch.float32).requires_grad_(True)
         optimizer = torch.optim.AdamW([tokens], lr=settings.learning_rate, weight_decay=settings.weight_decay)
         schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, settings))
-        with prepared_for_backward(objective.model.diffusion_model, settings.checkpointing):
+        scaler = loss_scaler(plan.dtype, objective.device)
+        with prepared_for_backward(objective.model.diffusion_model, plan.checkpointing), \
+                computing_in(objective.model, plan.dtype):
             bound = objective.bind(tokens)
             for step in range(settings.steps):
                 sigma, noise = draw_sigma_and_noise(generator, objective.x0.shape, settings, ms)
                 loss = objective.loss(bound, sigma, noise)
                 if not torch.isfinite(loss):
-                    raise ReenactError(f"the loss became {loss.item()} at step {step + 1} (sigma {sigma:.3g}); "
-                                       f"lower the learning rate or run the model in fp32/bf16 instead of fp16")
+                    raise ReenactError(
+                        f"the loss became {loss.item()} at step {step + 1} (sigma {sigma:.3g}) with the UNet "
+                        f"computing in {str(plan.dtype).removeprefix('torch.')}; set precision to bf16 or fp32 "
+                        f"(fp16 overflows), or lower the learning rate")
                 optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
+                scaler.scale(loss).backward()
+                scaler.step(optimizer)
+                scaler.update()
                 schedule.step()
                 losses.append(loss.item())
                 if on_step is not None:
