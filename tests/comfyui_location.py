@@ -1,34 +1,6 @@
-"""Where the tests find ComfyUI: COMFYUI_PATH, else the ComfyUI holding this pack, else ~/ComfyUI."""
+"""The tests find ComfyUI where the pack's tools do (reenact_cli/locate.py)."""
 import os
+import sys
 
-PACK_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-HOW_TO_GET_COMFYUI = (
-    "ComfyUI was not found. The tests run against a real ComfyUI checkout (0.3.64 or newer):\n"
-    "  git clone https://github.com/comfyanonymous/ComfyUI ~/ComfyUI\n"
-    "  pip install -r ~/ComfyUI/requirements.txt\n"
-    "or point COMFYUI_PATH at an existing checkout, or clone this pack into ComfyUI/custom_nodes/.")
-
-
-def candidates():
-    env = os.environ.get("COMFYUI_PATH")
-    if env:
-        return [env]
-    parent = os.path.dirname(PACK_ROOT)
-    found = []
-    if os.path.basename(parent) == "custom_nodes":
-        found.append(os.path.dirname(parent))
-    found.append(os.path.expanduser("~/ComfyUI"))
-    return found
-
-
-def is_comfyui(path):
-    return all(os.path.exists(os.path.join(path, p)) for p in ("main.py", "nodes.py", "comfy", "comfy_api"))
-
-
-def find_comfyui():
-    """The ComfyUI path, or None; with COMFYUI_PATH set, only that path counts."""
-    for path in candidates():
-        if is_comfyui(path):
-            return os.path.abspath(path)
-    return None
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from reenact_cli.locate import HOW_TO_GET_COMFYUI, PACK_ROOT, find_comfyui  # noqa: E402,F401

@@ -105,3 +105,19 @@ def small_clip_vision():
     from reenact_testkit.small_models import make_small_clip_vision
     with torch.inference_mode():
         return make_small_clip_vision(seed=2)
+
+
+@pytest.fixture(scope="session")
+def comfy_server(tmp_path_factory):
+    """A real `main.py --cpu` on loopback with the pack installed as a custom node, temporary input, output and
+    model folders, and the full-size random-weight SVD checkpoint as svd.safetensors / svd_xt.safetensors."""
+    from reenact_cli.api_client import ComfyClient
+    from reenact_cli.comfy_server import ComfyServer
+    from reenact_testkit.server_env import prepare_base_directory
+
+    base = prepare_base_directory(str(tmp_path_factory.mktemp("comfy_base")), PACK_ROOT)
+    server = ComfyServer(COMFYUI, base).start()
+    try:
+        yield server, ComfyClient(server.url)
+    finally:
+        server.stop()

@@ -1,0 +1,116 @@
+"""ComfyUI's HTTP and websocket API, as the browser uses it: upload, queue, follow, history, interrupt."""
+import asyncio
+import json
+import mimetypes
+import os
+import urllib.error
+import urllib.request
+import uuid
+from dataclasses import dataclass, field
+
+import aiohttp
+
+DONE_EVENTS = ("execution_success", "execution_error", "execution_interrupted")
+
+
+class ApiError(RuntimeError):
+    pass
+
+
+@dataclass
+class PromptRun:
+    """What the websocket said about one prompt."""
+    prompt_id: str
+    status: str = "running"  # success | error | interrupted | timeout
+    events: list = field(default_factory=list)
+
+    def of_type(self, event_type: str) -> list[dict]:
+        return [data for kind, data in self.events if kind == event_type]
+
+    @property
+    def error(self) -> dict | None:
+        errors = self.of_type("execution_error")
+        return errors[0] if errors else None
+
+
+class ComfyClient:
+    def __init__(self, url: str):
+        self.url = url.rstrip("/")
+        self.client_id = uuid.uuid4().hex
+
+    def get_json(self, path: str, timeout: float = 60):
+        with urllib.request.urlopen(f"{self.url}{path}", timeout=timeout) as r:
+            return json.load(r)
+
+    def post_json(self, path: str, payload: dict | None = None, timeout: float = 60):
+        request = urllib.request.Request(f"{self.url}{path}", data=json.dumps(payload or {}).encode(),
+                                         headers={"Content-Type": "application/json"}, method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as r:
+                body = r.read()
+        except urllib.error.HTTPError as e:
+            raise ApiError(f"POST {path} failed ({e.code}): {e.read().decode(errors='replace')}") from None
+        return json.loads(body) if body else None
+
+    def object_info(self) -> dict:
+        return self.get_json("/object_info")
+
+    def history(self, prompt_id: str) -> dict:
+        return self.get_json(f"/history/{prompt_id}").get(prompt_id, {})
+
+    def interrupt(self) -> None:
+        self.post_json("/interrupt")
+
+    def upload(self, path: str, subfolder: str = "", overwrite: bool = False) -> str:
+        """Put a local file into the server's input folder (POST /upload/image takes any file) and return its
+        name as input widgets expect it."""
+        boundary = uuid.uuid4().hex
+        name = os.path.basename(path)
+        with open(path, "rb") as f:
+            content = f.read()
+        kind = mimetypes.guess_type(name)[0] or "application/octet-stream"
+        parts = [f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="{name}"\r\n'
+                 f"Content-Type: {kind}\r\n\r\n".encode(), content, b"\r\n"]
+        for key, value in (("subfolder", subfolder), ("overwrite", "true" if overwrite else "false")):
+            parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{key}"\r\n\r\n{value}\r\n'.encode())
+        parts.append(f"--{boundary}--\r\n".encode())
+        request = urllib.request.Request(f"{self.url}/upload/image", data=b"".join(parts), method="POST",
+                                         headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+        with urllib.request.urlopen(request, timeout=120) as r:
+            answer = json.load(r)
+        return f"{answer['subfolder']}/{answer['name']}" if answer.get("subfolder") else answer["name"]
+
+    def queue(self, prompt: dict) -> str:
+        answer = self.post_json("/prompt", {"prompt": prompt, "client_id": self.client_id})
+        return answer["prompt_id"]
+
+    def run(self, prompt: dict, on_event=None, timeout: float = 1800) -> PromptRun:
+        """Queue `prompt` and follow the websocket until it ends; `on_event(type, data)` sees every JSON message."""
+        return asyncio.run(self._run(prompt, on_event, timeout))
+
+    async def _run(self, prompt, on_event, timeout):
+        ws_url = self.url.replace("http", "ws", 1) + f"/ws?clientId={self.client_id}"
+        async with aiohttp.ClientSession() as session:
+            async with session.ws_connect(ws_url, max_msg_size=0) as ws:
+                run = PromptRun(await asyncio.to_thread(self.queue, prompt))
+                try:
+                    await asyncio.wait_for(self._follow(ws, run, on_event), timeout)
+                except asyncio.TimeoutError:
+                    run.status = "timeout"
+                return run
+
+    async def _follow(self, ws, run: PromptRun, on_event):
+        async for message in ws:
+            if message.type != aiohttp.WSMsgType.TEXT:
+                continue
+            event = json.loads(message.data)
+            kind, data = event.get("type"), event.get("data") or {}
+            if data.get("prompt_id") not in (None, run.prompt_id):
+                continue
+            run.events.append((kind, data))
+            if on_event is not None:
+                on_event(kind, data)
+            if kind in DONE_EVENTS:
+                run.status = {"execution_success": "success", "execution_error": "error",
+                              "execution_interrupted": "interrupted"}[kind]
+                return

@@ -1,0 +1,86 @@
+"""Start a ComfyUI server on loopback, or find one that is already running."""
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+
+class ServerError(RuntimeError):
+    pass
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def responds(url: str, timeout: float = 2.0) -> bool:
+    """True when `url` answers like a ComfyUI server (its /system_stats returns JSON)."""
+    try:
+        with urllib.request.urlopen(f"{url}/system_stats", timeout=timeout) as r:
+            return "system" in json.load(r)
+    except (OSError, ValueError):
+        return False
+
+
+class ComfyServer:
+    """A `main.py` child process on 127.0.0.1 with its own folders; stopped by `stop()` or on `with` exit."""
+
+    def __init__(self, comfyui_path: str, base_directory: str, port: int | None = None, cpu: bool = True,
+                 extra_args: tuple = (), log_path: str | None = None):
+        self.comfyui_path = comfyui_path
+        self.base_directory = base_directory
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.args = [sys.executable, "main.py", "--listen", "127.0.0.1", "--port", str(self.port),
+                     "--disable-auto-launch", "--base-directory", base_directory, *(["--cpu"] if cpu else []),
+                     *extra_args]
+        self.log_path = log_path or os.path.join(base_directory, "comfyui.log")
+        self.process: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 300) -> "ComfyServer":
+        os.makedirs(self.base_directory, exist_ok=True)
+        self.log = open(self.log_path, "ab")
+        self.process = subprocess.Popen(self.args, cwd=self.comfyui_path, stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise ServerError(f"ComfyUI exited with code {self.process.returncode} while starting; "
+                                  f"see {self.log_path}:\n{self.log_tail()}")
+            if responds(self.url, timeout=1.0):
+                return self
+            time.sleep(0.5)
+        self.stop()
+        raise ServerError(f"ComfyUI did not answer on {self.url} within {timeout:.0f} s; see {self.log_path}")
+
+    def log_tail(self, chars: int = 4000) -> str:
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode(errors="replace")[-chars:]
+        except OSError:
+            return ""
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None and responds(self.url)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if getattr(self, "log", None):
+            self.log.close()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()

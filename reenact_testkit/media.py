@@ -1,0 +1,45 @@
+"""Small synthetic media files for end-to-end runs: a moving square video and a still target image."""
+import cv2
+import numpy as np
+
+
+def moving_square_frames(count=8, size=(96, 64), step=4, colour=(40, 200, 90)) -> list[np.ndarray]:
+    """BGR frames of a square sliding right on a grey background: a motion a person can see."""
+    width, height = size
+    frames = []
+    for i in range(count):
+        frame = np.full((height, width, 3), 128, np.uint8)
+        x = 8 + i * step
+        cv2.rectangle(frame, (x, height // 3), (x + height // 3, 2 * height // 3), colour, -1)
+        frames.append(frame)
+    return frames
+
+
+def write_video(path: str, frames: list[np.ndarray], fps: float = 8.0) -> str:
+    height, width = frames[0].shape[:2]
+    writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
+    for frame in frames:
+        writer.write(frame)
+    writer.release()
+    return path
+
+
+def write_target_image(path: str, size=(96, 64), colour=(200, 60, 60)) -> str:
+    width, height = size
+    image = np.full((height, width, 3), 90, np.uint8)
+    cv2.circle(image, (width // 3, height // 2), height // 4, colour, -1)
+    cv2.imwrite(path, image)
+    return path
+
+
+def read_video_frames(path: str) -> np.ndarray:
+    """All frames as (F, H, W, 3) uint8, RGB."""
+    capture = cv2.VideoCapture(path)
+    frames = []
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
+    capture.release()
+    return np.stack(frames) if frames else np.zeros((0, 0, 0, 3), np.uint8)

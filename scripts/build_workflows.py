@@ -1,0 +1,273 @@
+"""Regenerate the bundled UI-format workflows in workflows/ from a short description of each graph.
+
+Widget order and socket slots come from the server's /object_info, so a changed node schema gives a correct file.
+Run: python scripts/build_workflows.py   (starts a temporary ComfyUI on loopback with this pack installed)
+"""
+import argparse
+import json
+import os
+import sys
+import tempfile
+import urllib.request
+import uuid
+
+PACK_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, PACK_ROOT)
+
+from reenact_cli.comfy_server import ComfyServer  # noqa: E402
+from reenact_cli.locate import find_comfyui_or_exit  # noqa: E402
+from reenact_cli.workflow_api import UPLOAD_FLAGS, is_widget, ordered_inputs  # noqa: E402
+
+CHECKPOINT = "svd_xt.safetensors"
+EMBEDDING_NAME = "motion/reenact_00001.safetensors"
+EMBEDDING_NOTE = """**Motion embedding**
+
+Pick a `.safetensors` file from `ComfyUI/models/motion_embeddings/`, made by *Save Motion Embedding* (the
+*invert* workflow) or shared by someone else. Press **R** after adding files."""
+
+CHECKPOINT_NOTE = f"""**Which checkpoint**
+
+This graph needs Stable Video Diffusion, image-to-video:
+
+- `{CHECKPOINT}` (25 frames): https://huggingface.co/stabilityai/stable-video-diffusion-img2vid-xt
+- or `svd.safetensors` (14 frames): https://huggingface.co/stabilityai/stable-video-diffusion-img2vid
+
+Put the file in `ComfyUI/models/checkpoints/`, press **R** to refresh, and pick it in *Image Only Checkpoint
+Loader*. The loader gives the MODEL, the CLIP_VISION and the VAE this pack needs."""
+
+REFERENCE_NOTE = """**Reference video: the motion to learn**
+
+Upload an mp4/webm/gif/mov (or put it in `ComfyUI/input/`). *Load Motion Reference* picks `frame_count` frames
+from `start_frame`, every `stride`-th frame (or resampled to `target_fps`), and fits them to width x height
+(multiples of 64). Use the size and frame count you will generate at: 1024x576 and 14 frames for SVD."""
+
+OPTIMIZE_NOTE = """**Learn the motion (motion-textual inversion)**
+
+*Inflate CLIP Embedding* starts the embedding from the reference's CLIP image embeddings: one row of tokens per
+frame. *Optimize Motion Embedding* then trains only those tokens against the frozen SVD model; the MODEL is not
+changed. The loss curve draws live on the node and as an image at the end.
+
+About 1000 steps is a good start. It is a long job: press **Cancel** at any time, it stops within a step.
+`gradient_checkpointing = blocks` saves VRAM."""
+
+SAVE_NOTE = """**Save**
+
+The embedding goes to `ComfyUI/models/motion_embeddings/<prefix>_00001.safetensors` with its settings in the
+file's metadata. An existing file is never overwritten. Share the file; *Load Motion Embedding* reads it back."""
+
+TRANSFER_NOTE = """**Reenact: apply the motion to a new image**
+
+*SVD_img2vid_Conditioning* encodes the target image as usual. *Apply Motion Embedding* swaps SVD's single image
+token for the embedding's per-frame motion tokens (and, by default, the fps and motion bucket it was learned
+with). Then ComfyUI's own KSampler, VAE Decode and Save Video do the rest. Use the frame count the embedding was
+learned at for the most faithful motion; other counts are resampled."""
+
+
+def node_size(definition, widget_count):
+    sockets = max(len(definition.get("output", [])),
+                  sum(1 for _, spec in ordered_inputs(definition) if not is_widget(spec)))
+    return [320, 46 + 22 * sockets + 26 * widget_count]
+
+
+class GraphBuilder:
+    """Collects nodes, links, notes and groups; writes the frontend's version-0.4 JSON."""
+
+    def __init__(self, object_info):
+        self.info = object_info
+        self.nodes, self.links, self.groups = [], [], []
+        self.by_key = {}
+
+    def node(self, key, class_type, pos, title=None, **widgets):
+        definition = self.info[class_type]
+        values, inputs = [], []
+        for name, spec in ordered_inputs(definition):
+            if is_widget(spec):
+                options = spec[1] if len(spec) > 1 else {}
+                if name in widgets:
+                    value = widgets.pop(name)
+                elif "default" in options:
+                    value = options["default"]
+                else:
+                    choices = spec[0] if isinstance(spec[0], list) else options.get("options", [""])
+                    value = choices[0] if choices else ""
+                values.append(value)
+                if options.get("control_after_generate"):
+                    values.append("fixed")
+                if any(options.get(flag) for flag in UPLOAD_FLAGS):
+                    values.append("image")
+            else:
+                socket = {"name": name, "type": spec[0] if isinstance(spec[0], str) else "COMBO", "link": None}
+                if name in definition["input"].get("optional", {}):
+                    socket["shape"] = 7
+                inputs.append(socket)
+        if widgets:
+            raise KeyError(f"{class_type} has no widgets {sorted(widgets)}")
+        outputs = [{"name": name, "type": kind, "links": [], "slot_index": i}
+                   for i, (name, kind) in enumerate(zip(definition["output_name"], definition["output"]))]
+        node = {"id": len(self.nodes) + 1, "type": class_type, "pos": list(pos),
+                "size": node_size(definition, len(values)), "flags": {}, "order": len(self.nodes), "mode": 0,
+                "inputs": inputs, "outputs": outputs, "properties": {"Node name for S&R": class_type},
+                "widgets_values": values}
+        if title:
+            node["title"] = title
+        self.nodes.append(node)
+        self.by_key[key] = node
+        return node
+
+    def note(self, text, pos, width=380, height=220, title="Note"):
+        node = {"id": len(self.nodes) + 1, "type": "MarkdownNote", "pos": list(pos), "size": [width, height],
+                "flags": {}, "order": len(self.nodes), "mode": 0, "inputs": [], "outputs": [], "title": title,
+                "properties": {}, "widgets_values": [text], "color": "#432", "bgcolor": "#653"}
+        self.nodes.append(node)
+        return node
+
+    def link(self, source_key, output_name, target_key, input_name):
+        source, target = self.by_key[source_key], self.by_key[target_key]
+        slot = next(i for i, o in enumerate(source["outputs"]) if o["name"] == output_name)
+        target_slot = next(i for i, s in enumerate(target["inputs"]) if s["name"] == input_name)
+        link_id = len(self.links) + 1
+        kind = source["outputs"][slot]["type"]
+        self.links.append([link_id, source["id"], slot, target["id"], target_slot, kind])
+        source["outputs"][slot]["links"].append(link_id)
+        target["inputs"][target_slot]["link"] = link_id
+
+    def group(self, title, members, color="#3f789e", pad=30):
+        boxes = [(n["pos"][0], n["pos"][1], n["pos"][0] + n["size"][0], n["pos"][1] + n["size"][1]) for n in members]
+        x0, y0 = min(b[0] for b in boxes) - pad, min(b[1] for b in boxes) - pad - 40
+        x1, y1 = max(b[2] for b in boxes) + pad, max(b[3] for b in boxes) + pad
+        self.groups.append({"id": len(self.groups) + 1, "title": title, "bounding": [x0, y0, x1 - x0, y1 - y0],
+                            "color": color, "font_size": 24, "flags": {}})
+
+    def workflow(self):
+        for node in self.nodes:
+            for output in node["outputs"]:
+                output["links"] = output["links"] or None
+        return {"id": str(uuid.uuid5(uuid.NAMESPACE_URL, json.dumps([n["type"] for n in self.nodes]))),
+                "revision": 0, "last_node_id": len(self.nodes), "last_link_id": len(self.links),
+                "nodes": self.nodes, "links": self.links, "groups": self.groups, "config": {},
+                "extra": {"ds": {"scale": 0.6, "offset": [40, 80]}}, "version": 0.4}
+
+
+def add_loader(g, x=0, y=0):
+    loader = g.node("ckpt", "ImageOnlyCheckpointLoader", (x, y + 60), ckpt_name=CHECKPOINT)
+    note = g.note(CHECKPOINT_NOTE, (x, y + 230), height=300, title="Read me: checkpoint")
+    g.group("1. Load SVD (image to video)", [loader, note])
+
+
+def add_inversion(g, x, y):
+    ref = g.node("ref", "LoadMotionReference", (x, y + 60), video="reenact_reference.mp4")
+    ref_note = g.note(REFERENCE_NOTE, (x, y + 380), height=220, title="Read me: reference")
+    g.group("2. Reference video", [ref, ref_note], color="#8a8")
+    inflate = g.node("inflate", "InflateCLIPEmbedding", (x + 400, y + 60))
+    opt = g.node("opt", "OptimizeMotionEmbedding", (x + 400, y + 280))
+    curve = g.node("curve", "PreviewImage", (x + 760, y + 60), title="Loss curve")
+    opt_note = g.note(OPTIMIZE_NOTE, (x + 760, y + 360), height=260, title="Read me: learning")
+    g.group("3. Learn the motion", [inflate, opt, curve, opt_note], color="#a1309b")
+    g.link("ckpt", "CLIP_VISION", "inflate", "clip_vision")
+    g.link("ref", "IMAGE", "inflate", "images")
+    g.link("ckpt", "MODEL", "opt", "model")
+    g.link("ckpt", "VAE", "opt", "vae")
+    g.link("ref", "IMAGE", "opt", "reference")
+    g.link("inflate", "MOTION_EMBEDDING", "opt", "init_embedding")
+    g.link("ref", "STRING", "opt", "source_name")
+    g.link("opt", "IMAGE", "curve", "images")
+
+
+def add_save(g, x, y):
+    save = g.node("save", "SaveMotionEmbedding", (x, y + 60))
+    note = g.note(SAVE_NOTE, (x, y + 200), height=200, title="Read me: save")
+    g.group("4. Save the motion embedding", [save, note], color="#b58b2a")
+    g.link("opt", "MOTION_EMBEDDING", "save", "motion_embedding")
+
+
+def add_transfer(g, x, y, embedding_source):
+    target = g.node("target", "LoadImage", (x, y + 60), image="reenact_target.png")
+    cond = g.node("cond", "SVD_img2vid_Conditioning", (x + 360, y + 60))
+    apply = g.node("apply", "ApplyMotionEmbedding", (x + 360, y + 400))
+    cfg = g.node("cfg", "VideoLinearCFGGuidance", (x + 720, y + 60))
+    sampler = g.node("sampler", "KSampler", (x + 720, y + 200), steps=25, cfg=2.5, sampler_name="euler",
+                     scheduler="karras")
+    decode = g.node("decode", "VAEDecode", (x + 1080, y + 60))
+    video = g.node("video", "CreateVideo", (x + 1080, y + 180), fps=8.0)
+    save = g.node("save_video", "SaveVideo", (x + 1080, y + 320), filename_prefix="video/reenact")
+    note = g.note(TRANSFER_NOTE, (x, y + 420), height=260, title="Read me: reenact")
+    g.group("5. Reenact the motion on a target image", [target, cond, apply, cfg, sampler, decode, video, save, note],
+            color="#335")
+    g.link("ckpt", "CLIP_VISION", "cond", "clip_vision")
+    g.link("target", "IMAGE", "cond", "init_image")
+    g.link("ckpt", "VAE", "cond", "vae")
+    g.link("cond", "positive", "apply", "positive")
+    g.link("cond", "negative", "apply", "negative")
+    g.link(*embedding_source, "apply", "motion_embedding")
+    g.link("cond", "latent", "apply", "latent")
+    g.link("ckpt", "MODEL", "cfg", "model")
+    g.link("cfg", "MODEL", "sampler", "model")
+    g.link("apply", "positive", "sampler", "positive")
+    g.link("apply", "negative", "sampler", "negative")
+    g.link("cond", "latent", "sampler", "latent_image")
+    g.link("sampler", "LATENT", "decode", "samples")
+    g.link("ckpt", "VAE", "decode", "vae")
+    g.link("decode", "IMAGE", "video", "images")
+    g.link("video", "VIDEO", "save_video", "video")
+
+
+def invert_workflow(info):
+    g = GraphBuilder(info)
+    add_loader(g)
+    add_inversion(g, 460, 0)
+    add_save(g, 1620, 0)
+    return g.workflow()
+
+
+def transfer_workflow(info):
+    g = GraphBuilder(info)
+    add_loader(g)
+    embedding = g.node("load_embedding", "LoadMotionEmbedding", (460, 60), embedding_name=EMBEDDING_NAME)
+    note = g.note(EMBEDDING_NOTE, (820, 60), height=160, title="Read me: motion embedding")
+    g.group("2. Motion embedding", [embedding, note], color="#b58b2a")
+    add_transfer(g, 460, 260, ("load_embedding", "MOTION_EMBEDDING"))
+    return g.workflow()
+
+
+def invert_and_transfer_workflow(info):
+    g = GraphBuilder(info)
+    add_loader(g)
+    add_inversion(g, 460, 0)
+    add_save(g, 1620, 0)
+    add_transfer(g, 460, 720, ("opt", "MOTION_EMBEDDING"))
+    return g.workflow()
+
+
+WORKFLOWS = {"reenact_invert_motion.json": invert_workflow,
+             "reenact_transfer_motion.json": transfer_workflow,
+             "reenact_invert_and_transfer.json": invert_and_transfer_workflow}
+
+
+def fetch_object_info(url):
+    with urllib.request.urlopen(f"{url}/object_info", timeout=60) as r:
+        return json.load(r)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--server", help="URL of a running ComfyUI with this pack; default: start one")
+    parser.add_argument("--out", default=os.path.join(PACK_ROOT, "workflows"))
+    args = parser.parse_args()
+    if args.server:
+        info = fetch_object_info(args.server)
+    else:
+        with tempfile.TemporaryDirectory() as base:
+            os.makedirs(os.path.join(base, "custom_nodes"))
+            os.symlink(PACK_ROOT, os.path.join(base, "custom_nodes", "reenact-anything"))
+            with ComfyServer(find_comfyui_or_exit(), base) as server:
+                info = fetch_object_info(server.url)
+    os.makedirs(args.out, exist_ok=True)
+    for name, build in WORKFLOWS.items():
+        with open(os.path.join(args.out, name), "w") as f:
+            json.dump(build(info), f, indent=1)
+            f.write("\n")
+        print("wrote", os.path.join(args.out, name))
+
+
+if __name__ == "__main__":
+    main()
