@@ -7,6 +7,11 @@ asserted by tests.
 
   python benchmarks/inversion_step.py --device cpu --frames 4 --height 128 --width 128 --steps 2
   python benchmarks/inversion_step.py --device cuda --frames 14 --height 576 --width 1024 --dtype bf16
+
+--dtype is the dtype the weights are stored in (what ComfyUI's loader picked); --precision is the
+compute dtype of the inversion (auto = the stored one). --attention selects ComfyUI's attention
+implementation the way its CLI flags do (it is chosen once, at import). --compile uses ComfyUI's
+own TorchCompileModel mechanism (comfy_api.torch_helpers.set_torch_compile_wrapper).
 """
 import argparse
 import json
@@ -22,6 +27,8 @@ sys.path.insert(0, os.path.join(HERE, ".."))
 from comfyui_location import HOW_TO_GET_COMFYUI, find_comfyui  # noqa: E402
 
 DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
+ATTENTION_FLAGS = {"default": None, "pytorch": "use_pytorch_cross_attention",
+                   "split": "use_split_cross_attention", "sub-quad": "use_quad_cross_attention"}
 
 
 def parse_args(argv=None):
@@ -33,14 +40,20 @@ def parse_args(argv=None):
     p.add_argument("--tokens", type=int, default=5)
     p.add_argument("--steps", type=int, default=10, help="timed steps after warm-up")
     p.add_argument("--warmup", type=int, default=2)
-    p.add_argument("--dtype", choices=sorted(DTYPES), default="bf16")
-    p.add_argument("--checkpointing", choices=["blocks", "off"], default="blocks")
+    p.add_argument("--dtype", choices=sorted(DTYPES), default="bf16", help="weight storage dtype")
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default="auto",
+                   help="compute dtype of the inversion; auto = --dtype")
+    p.add_argument("--checkpointing", choices=["blocks", "layers", "off"], default="blocks")
+    p.add_argument("--memory-mode", choices=["balanced", "low_vram"], default="balanced")
+    p.add_argument("--attention", choices=sorted(ATTENTION_FLAGS), default="default",
+                   help="ComfyUI's attention implementation (default: what ComfyUI picks on this device)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the UNet (ComfyUI's wrapper)")
     p.add_argument("--model", choices=["full", "small"], default="full",
                    help="full: SVD's 1.52 B-parameter UNet; small: the test model")
     return p.parse_args(argv)
 
 
-def setup_comfy(device):
+def setup_comfy(device, attention="default"):
     root = find_comfyui()
     if root is None:
         sys.exit(HOW_TO_GET_COMFYUI)
@@ -49,6 +62,27 @@ def setup_comfy(device):
     comfy.options.enable_args_parsing(False)
     from comfy.cli_args import args
     args.cpu = device == "cpu"
+    if ATTENTION_FLAGS[attention]:
+        setattr(args, ATTENTION_FLAGS[attention], True)
+
+
+def rss_gb(field):
+    """VmRSS / VmHWM of this process from /proc, in GiB (CPU memory accounting)."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 2 ** 20
+    return float("nan")
+
+
+def reset_peak_rss():
+    """Linux resets VmHWM (peak RSS) to the current RSS when 5 is written to clear_refs."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
 
 
 def matmul_tflops(torch, device, dtype, n=8192, reps=20):
@@ -67,27 +101,39 @@ def matmul_tflops(torch, device, dtype, n=8192, reps=20):
 
 def main(argv=None):
     opts = parse_args(argv)
-    setup_comfy(opts.device)
+    setup_comfy(opts.device, opts.attention)
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
+    import comfy.ldm.modules.attention
     from reenact_core.inversion import InversionSettings, invert_motion
+    from reenact_core.memory_mode import plan_run
     from reenact_testkit.small_models import full_svd_unet_config, make_svd, small_svd_unet_config
 
     dtype = getattr(torch, DTYPES[opts.dtype])
+    SHORT = {getattr(torch, v): k for k, v in DTYPES.items()}
     config = full_svd_unet_config() if opts.model == "full" else small_svd_unet_config()
     patcher = make_svd(config, seed=0, dtype=dtype)
     params = sum(p.numel() for p in patcher.model.diffusion_model.parameters())
+    weights_gb = sum(p.numel() * p.element_size() for p in patcher.model.parameters()) / 2 ** 30
     dim = config["context_dim"]
     g = torch.Generator().manual_seed(0)
     latents = torch.randn(opts.frames, 4, opts.height // 8, opts.width // 8, generator=g)
     condition = latents[:1].clone()
     init = torch.randn(opts.frames + 1, opts.tokens, dim, generator=g)
-    settings = InversionSettings(steps=1, checkpointing=opts.checkpointing, seed=0)
+    knobs = dict(checkpointing=opts.checkpointing, precision=opts.precision, memory_mode=opts.memory_mode,
+                 seed=0)
+    plan = plan_run(opts.memory_mode, opts.checkpointing, opts.precision, patcher.model, patcher.load_device)
+    settings = InversionSettings(steps=1, **knobs)
 
+    # CPU: the allocator keeps freed pages, so the run's own peak is measured from before the first run
+    before_gb = rss_gb("VmRSS") if opts.device == "cpu" and reset_peak_rss() else float("nan")
     with FlopCounterMode(display=False) as counter:
         invert_motion(patcher, latents, condition, init, settings)
     flop_per_step = counter.get_total_flops()
+    if opts.compile:
+        from comfy_api.torch_helpers import set_torch_compile_wrapper
+        set_torch_compile_wrapper(patcher, backend="inductor")
 
     cuda = opts.device == "cuda"
     if cuda:
@@ -100,19 +146,24 @@ def main(argv=None):
             torch.cuda.synchronize()
         stamps.append(time.perf_counter())
 
-    timed = InversionSettings(steps=opts.warmup + opts.steps + 1, checkpointing=opts.checkpointing, seed=0)
+    timed = InversionSettings(steps=opts.warmup + opts.steps + 1, **knobs)
     invert_motion(patcher, latents, condition, init, timed, on_step)
     per_step = [b - a for a, b in zip(stamps[opts.warmup:], stamps[opts.warmup + 1:])]
     s_per_step = statistics.median(per_step)
     if cuda:
         peak_gb = torch.cuda.max_memory_allocated() / 2 ** 30
+        run_extra_gb = peak_gb - weights_gb
     else:
         peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20  # process peak RSS
+        run_extra_gb = rss_gb("VmHWM") - before_gb  # peak since the reset before the first run
     achieved = flop_per_step / s_per_step / 1e12
     result = {"device": opts.device, "model": opts.model, "params": params, "frames": opts.frames,
-              "height": opts.height, "width": opts.width, "tokens": opts.tokens, "dtype": opts.dtype,
-              "checkpointing": opts.checkpointing, "s_per_step": round(s_per_step, 4),
-              "peak_mem_gb": round(peak_gb, 3), "tflop_per_step": round(flop_per_step / 1e12, 4),
+              "height": opts.height, "width": opts.width, "tokens": opts.tokens,
+              "dtype": SHORT[plan.dtype], "weight_dtype": opts.dtype, "checkpointing": plan.checkpointing,
+              "memory_mode": opts.memory_mode, "attention": comfy.ldm.modules.attention.optimized_attention.__name__,
+              "compile": opts.compile, "s_per_step": round(s_per_step, 4),
+              "peak_mem_gb": round(peak_gb, 3),
+              "run_extra_mem_gb": round(run_extra_gb, 3), "tflop_per_step": round(flop_per_step / 1e12, 4),
               "achieved_tflops": round(achieved, 4)}
     if cuda:
         rate = matmul_tflops(torch, "cuda", torch.bfloat16)

@@ -6,12 +6,14 @@ autograd refuses to save for backward. They are swapped for ordinary tensors wit
 run ends, fails or is cancelled: requires_grad flags, and the checkpoint wrappers.
 
 Checkpointing granularity trades memory for recompute (measured in benchmarks/README.md):
-- "blocks": the UNet's 25 input/middle/output blocks. Stores 25 block inputs; the backward
-  re-runs one whole block at a time, so the peak is one block's activations.
-- "layers": every ResBlock and every transformer block (spatial and temporal) on its own.
-  More, smaller segments: a lower recompute peak at the cost of storing the inputs of each
-  layer and the activations of the few ops left outside (norms, projections, mixers).
-Both recompute the same forward once, so the extra time is about one forward pass.
+- "blocks": every layer the UNet's input/middle/output blocks hold (ResBlocks, whole spatial-video
+  transformers, down/upsamplers). Not the blocks themselves: UNetModel.forward never calls a
+  TimestepEmbedSequential, it iterates its layers (forward_timestep_embed), so a wrapper on the
+  block's forward would never run.
+- "layers": finer; every ResBlock and every transformer block (spatial and temporal) inside the
+  transformers on its own. Smaller segments, so a lower recompute peak, at the cost of storing
+  each layer's input and the activations of the ops left outside (norms, projections, mixers).
+Both re-run the forward once in backward, so the extra time is about one forward pass.
 """
 import contextlib
 
@@ -70,7 +72,8 @@ def checkpoint_targets(diffusion_model, mode: str):
     if mode == "off":
         return []
     if mode == "blocks":
-        return [*diffusion_model.input_blocks, diffusion_model.middle_block, *diffusion_model.output_blocks]
+        blocks = [*diffusion_model.input_blocks, diffusion_model.middle_block, *diffusion_model.output_blocks]
+        return [layer for block in blocks for layer in block]
     if mode == "layers":
         from comfy.ldm.modules.attention import BasicTransformerBlock
         from comfy.ldm.modules.diffusionmodules.openaimodel import ResBlock
@@ -80,7 +83,7 @@ def checkpoint_targets(diffusion_model, mode: str):
 
 @contextlib.contextmanager
 def gradient_checkpointing(diffusion_model, mode: str):
-    """Wrap each UNet block's forward in non-reentrant checkpointing; unwrap on exit."""
+    """Wrap each target's forward in non-reentrant checkpointing; unwrap on exit."""
     targets = checkpoint_targets(diffusion_model, mode)
     saved = [(m, m.__dict__.get("forward")) for m in targets]
     try:

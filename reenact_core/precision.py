@@ -42,8 +42,15 @@ def resolve_precision(precision: str, model) -> torch.dtype:
 
 
 def low_vram_dtype(device) -> torch.dtype:
-    """bf16 where the device runs it (same test ComfyUI uses), else fp16 with loss scaling."""
-    return torch.bfloat16 if comfy.model_management.should_use_bf16(device) else torch.float16
+    """bf16 where the GPU runs it (ComfyUI's own test), else fp16 with loss scaling.
+
+    ComfyUI's test says no to bf16 on any CPU; there is no VRAM to save there and fp16 is no
+    faster on CPUs, so the CPU gets bf16, which cannot overflow.
+    """
+    mm = comfy.model_management
+    if mm.is_device_cpu(device) or mm.should_use_bf16(device):
+        return torch.bfloat16
+    return torch.float16
 
 
 @contextlib.contextmanager
