@@ -28,3 +28,29 @@ def test_cpu_smoke_run_prints_json_last():
     # forward + checkpoint recompute + backward of a 1.52 B UNet on 4 x 16 x 16 latents
     assert 0.1 < result["tflop_per_step"] < 5 and result["s_per_step"] > 0
     assert "inversion step benchmark" in lines[0]
+
+
+def test_performance_flags_reach_the_run_and_the_json():
+    """--precision, --checkpointing layers, --attention and --memory-mode are applied, not just echoed.
+
+    The small model keeps this cheap; the JSON reports what the run actually used (resolved dtype
+    and checkpointing, and ComfyUI's attention function after the flag was applied).
+    """
+    script = os.path.join(PACK_ROOT, "benchmarks", "inversion_step.py")
+    common = [sys.executable, script, "--device", "cpu", "--model", "small", "--frames", "2", "--height", "64",
+              "--width", "64", "--steps", "1", "--warmup", "0", "--dtype", "fp32"]
+    runs = {
+        "bf16_layers_sdpa": common + ["--precision", "bf16", "--checkpointing", "layers", "--attention", "pytorch"],
+        "low_vram_split": common + ["--checkpointing", "off", "--memory-mode", "low_vram", "--attention", "split"],
+    }
+    results = {}
+    for name, cmd in runs.items():
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+        assert out.returncode == 0, out.stderr[-3000:]
+        results[name] = json.loads(out.stdout.strip().splitlines()[-1])
+        assert FIELDS <= set(results[name])
+    first, second = results["bf16_layers_sdpa"], results["low_vram_split"]
+    assert (first["dtype"], first["weight_dtype"], first["checkpointing"]) == ("bf16", "fp32", "layers")
+    assert first["attention"] == "attention_pytorch"
+    assert (second["dtype"], second["checkpointing"], second["memory_mode"]) == ("bf16", "layers", "low_vram")
+    assert second["attention"] == "attention_split"
