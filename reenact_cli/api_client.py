@@ -3,6 +3,7 @@ import asyncio
 import json
 import mimetypes
 import os
+import time
 import urllib.error
 import urllib.request
 import uuid
@@ -55,8 +56,14 @@ class ComfyClient:
     def object_info(self) -> dict:
         return self.get_json("/object_info")
 
-    def history(self, prompt_id: str) -> dict:
-        return self.get_json(f"/history/{prompt_id}").get(prompt_id, {})
+    def history(self, prompt_id: str, timeout: float = 60) -> dict:
+        """The prompt's history entry. The server files it just after it sends execution_success, so poll."""
+        deadline = time.monotonic() + timeout
+        while True:
+            entry = self.get_json(f"/history/{prompt_id}").get(prompt_id, {})
+            if "status" in entry or time.monotonic() > deadline:
+                return entry
+            time.sleep(0.2)
 
     def interrupt(self) -> None:
         self.post_json("/interrupt")

@@ -31,20 +31,21 @@ def responds(url: str, timeout: float = 2.0) -> bool:
 class ComfyServer:
     """A `main.py` child process on 127.0.0.1 with its own folders; stopped by `stop()` or on `with` exit."""
 
-    def __init__(self, comfyui_path: str, base_directory: str, port: int | None = None, cpu: bool = True,
+    def __init__(self, comfyui_path: str, base_directory: str | None, port: int | None = None, cpu: bool = True,
                  extra_args: tuple = (), log_path: str | None = None):
         self.comfyui_path = comfyui_path
         self.base_directory = base_directory
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.args = [sys.executable, "main.py", "--listen", "127.0.0.1", "--port", str(self.port),
-                     "--disable-auto-launch", "--base-directory", base_directory, *(["--cpu"] if cpu else []),
-                     *extra_args]
-        self.log_path = log_path or os.path.join(base_directory, "comfyui.log")
+                     "--disable-auto-launch", *(["--base-directory", base_directory] if base_directory else []),
+                     *(["--cpu"] if cpu else []), *extra_args]
+        self.log_path = log_path or os.path.join(base_directory or comfyui_path, "comfyui.log")
         self.process: subprocess.Popen | None = None
 
     def start(self, timeout: float = 300) -> "ComfyServer":
-        os.makedirs(self.base_directory, exist_ok=True)
+        if self.base_directory:  # ComfyUI's startup lists custom_nodes and fails when it is absent
+            os.makedirs(os.path.join(self.base_directory, "custom_nodes"), exist_ok=True)
         self.log = open(self.log_path, "ab")
         self.process = subprocess.Popen(self.args, cwd=self.comfyui_path, stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout

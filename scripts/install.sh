@@ -19,4 +19,10 @@ python -m pip install --quiet torch torchvision
 grep -v -E '^(torch|torchvision|torchaudio)([<>=~ ].*)?$' "$comfy/requirements.txt" > /tmp/comfy-requirements.txt
 python -m pip install --quiet -r /tmp/comfy-requirements.txt
 python -m pip install --quiet -r "$here/requirements.txt" pytest
+# Browser tests: Debian's chromium (never a browser download) and playwright-core, pinned by package-lock.json.
+if [ ! -x /usr/bin/chromium ]; then
+  sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
+  $sudo apt-get install -y -q chromium >/dev/null 2>&1 || { $sudo apt-get update -q >/dev/null && $sudo apt-get install -y -q chromium >/dev/null; }
+fi
+npm ci --prefix "$here/tests/browser" --no-audit --no-fund --loglevel=error
 echo "installed; ComfyUI at $comfy"

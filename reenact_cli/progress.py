@@ -1,0 +1,38 @@
+"""Terminal progress for a queued prompt: one tqdm bar per node that reports steps, the live loss beside it."""
+import sys
+
+from tqdm import tqdm
+
+
+LOSS_EVENT = "reenact_anything.loss"
+
+
+class ProgressDisplay:
+    def __init__(self, prompt: dict, stream=sys.stderr):
+        self.titles = {k: v.get("_meta", {}).get("title") or v["class_type"] for k, v in prompt.items()}
+        self.stream = stream
+        self.bar = None
+        self.bar_node = None
+
+    def on_event(self, kind: str, data: dict) -> None:
+        if kind == "executing" and data.get("node") is not None:
+            print(f"running {self.titles.get(str(data['node']), data['node'])}", file=self.stream, flush=True)
+        elif kind == "progress":
+            node = str(data.get("node"))
+            if self.bar is None or self.bar_node != node:
+                self.close()
+                self.bar = tqdm(total=data["max"], desc=self.titles.get(node, node), file=self.stream,
+                                unit="step", dynamic_ncols=True)
+                self.bar_node = node
+            self.bar.n = data["value"]
+            self.bar.refresh()
+        elif kind == LOSS_EVENT and data.get("points") and self.bar is not None:
+            loss = data["points"][-1][1]
+            self.bar.set_postfix_str("loss " + ("not finite" if loss is None else f"{loss:.4f}"))
+        elif kind == "execution_error":
+            self.close()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None

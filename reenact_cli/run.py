@@ -1,0 +1,209 @@
+"""Reenact a reference video's motion on a target image, from the command line, through a real ComfyUI.
+
+    python -m reenact_cli.run --reference dance.mp4 --image cat.png [--checkpoint svd_xt.safetensors]
+
+It reuses a ComfyUI already running at --server (default http://127.0.0.1:8188) or starts one with this pack
+installed, uploads the two files, submits the bundled invert-and-transfer workflow (or the transfer workflow
+with --embedding), shows progress, and writes the output video. It never downloads anything: a missing
+checkpoint is reported with its file name and the folder it belongs in.
+"""
+import argparse
+import json
+import os
+import sys
+import tempfile
+import urllib.parse
+import urllib.request
+
+from .api_client import ApiError, ComfyClient
+from .comfy_server import ComfyServer, ServerError, free_port, responds
+from .locate import PACK_ROOT, find_comfyui_or_exit
+from .progress import ProgressDisplay
+from .workflow_api import WorkflowError, patched, ui_to_api
+
+DEFAULT_SERVER = "http://127.0.0.1:8188"
+WORKFLOW_BOTH = "reenact_invert_and_transfer.json"
+WORKFLOW_TRANSFER = "reenact_transfer_motion.json"
+CHECKPOINT_SOURCES = {
+    "svd_xt.safetensors": "https://huggingface.co/stabilityai/stable-video-diffusion-img2vid-xt",
+    "svd.safetensors": "https://huggingface.co/stabilityai/stable-video-diffusion-img2vid",
+}
+EXIT_BAD_INPUT, EXIT_RUN_FAILED, EXIT_CANCELLED = 2, 1, 130
+
+
+class UserError(Exception):
+    """A problem the user can fix; printed without a traceback."""
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(prog="python -m reenact_cli.run", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--reference", help="video whose motion to learn (mp4, webm, mov, gif)")
+    p.add_argument("--image", required=True, help="target image to animate")
+    p.add_argument("--embedding", help="a saved motion embedding (.safetensors) to apply instead of learning one")
+    p.add_argument("--checkpoint", default="svd_xt.safetensors", help="SVD checkpoint name in models/checkpoints")
+    p.add_argument("--output", default="reenact_output.mp4", help="where to write the video")
+    p.add_argument("--frames", type=int, default=14)
+    p.add_argument("--width", type=int, default=1024)
+    p.add_argument("--height", type=int, default=576)
+    p.add_argument("--steps", type=int, default=1000, help="optimisation steps")
+    p.add_argument("--sampler-steps", type=int, default=25)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--server", default=DEFAULT_SERVER, help="a running ComfyUI to reuse")
+    p.add_argument("--start-server", action="store_true", help="always start a new server on a free port")
+    p.add_argument("--base-directory", help="ComfyUI base directory (models, input, output) for a started server")
+    p.add_argument("--cpu", action="store_true", help="start the server with --cpu")
+    args = p.parse_args(argv)
+    if not args.reference and not args.embedding:
+        p.error("give --reference (learn the motion) or --embedding (apply a saved one)")
+    return args
+
+
+def check_local_files(args):
+    """Cheap checks before any server starts."""
+    for label, path in (("reference video", args.reference), ("target image", args.image),
+                        ("motion embedding", args.embedding)):
+        if path and not os.path.isfile(path):
+            raise UserError(f"expected the {label} at {path}, but there is no such file")
+    if args.embedding and not args.embedding.endswith(".safetensors"):
+        raise UserError(f"expected a .safetensors motion embedding, got {os.path.basename(args.embedding)}")
+    for name in ("width", "height"):
+        value = getattr(args, name)
+        if value <= 0 or value % 64:
+            raise UserError(f"expected --{name} as a positive multiple of 64, got {value}")
+    if args.frames < 2 or args.steps < 1 or args.sampler_steps < 1:
+        raise UserError("expected --frames of at least 2 and --steps, --sampler-steps of at least 1")
+
+
+def pack_custom_nodes_config(workdir):
+    """An extra_model_paths.yaml that adds this pack as a custom node, for a ComfyUI that lacks it."""
+    nodes_dir = os.path.join(workdir, "custom_nodes")
+    os.makedirs(nodes_dir, exist_ok=True)
+    os.symlink(PACK_ROOT, os.path.join(nodes_dir, "reenact-anything"))
+    config = os.path.join(workdir, "extra_model_paths.yaml")
+    with open(config, "w") as f:
+        f.write(f"reenact_anything:\n  custom_nodes: {nodes_dir}\n")
+    return config
+
+
+def start_server(args, workdir):
+    comfyui = find_comfyui_or_exit()
+    inside = os.path.dirname(os.path.dirname(PACK_ROOT)) == os.path.abspath(comfyui)
+    extra = [] if inside else ["--extra-model-paths-config", pack_custom_nodes_config(workdir)]
+    print(f"starting ComfyUI from {comfyui} (models, input and output under {args.base_directory or comfyui})"
+          f" ...", flush=True)
+    return ComfyServer(comfyui, args.base_directory, port=free_port(), cpu=args.cpu, extra_args=tuple(extra),
+                       log_path=os.path.join(workdir, "comfyui.log")).start()
+
+
+def missing_checkpoint_message(name, available, models_dir):
+    source = CHECKPOINT_SOURCES.get(name, "the model's release page")
+    where = os.path.join(models_dir, "checkpoints") if models_dir else "ComfyUI/models/checkpoints"
+    found = ", ".join(available) if available else "none"
+    return (f"missing checkpoint: {name}\n"
+            f"  download it from {source} (no download happens here)\n"
+            f"  and put it in {where}/{name}\n"
+            f"  checkpoints this ComfyUI sees now: {found}")
+
+
+def build_prompt(client, args, uploaded):
+    name = WORKFLOW_TRANSFER if args.embedding else WORKFLOW_BOTH
+    with open(os.path.join(PACK_ROOT, "workflows", name)) as f:
+        prompt = ui_to_api(json.load(f), client.object_info())
+    changes = {"ImageOnlyCheckpointLoader": {"ckpt_name": args.checkpoint},
+               "LoadImage": {"image": uploaded["image"]},
+               "SVD_img2vid_Conditioning": {"width": args.width, "height": args.height, "video_frames": args.frames},
+               "KSampler": {"steps": args.sampler_steps, "seed": args.seed},
+               "SaveVideo": {"filename_prefix": "video/reenact_cli"}}
+    if args.embedding:
+        changes["LoadMotionEmbedding"] = {"embedding_name": uploaded["embedding"]}
+    else:
+        changes.update({"LoadMotionReference": {"video": uploaded["reference"], "frame_count": args.frames,
+                                                "width": args.width, "height": args.height},
+                        "OptimizeMotionEmbedding": {"steps": args.steps, "seed": args.seed},
+                        "SaveMotionEmbedding": {"filename_prefix": "motion/reenact_cli"}})
+    return patched(prompt, changes)
+
+
+def download_output(client, history, destination):
+    videos = [f for out in history.get("outputs", {}).values() for f in out.get("images", [])
+              if f["filename"].endswith((".mp4", ".webm"))]
+    if not videos:
+        raise UserError("the run finished without a video output")
+    query = urllib.parse.urlencode({k: videos[0][k] for k in ("filename", "subfolder", "type")})
+    with urllib.request.urlopen(f"{client.url}/view?{query}", timeout=120) as r, open(destination, "wb") as f:
+        f.write(r.read())
+    return destination
+
+
+def embedding_target(args, server):
+    """Motion embeddings live in the server's models/motion_embeddings; a started server's folder is known."""
+    if server is None:
+        raise UserError("--embedding with a running server: copy the file into that ComfyUI's "
+                        "models/motion_embeddings/ and run again with --start-server, or use --reference")
+    models = os.path.join(args.base_directory or server.comfyui_path, "models", "motion_embeddings", "reenact_cli")
+    os.makedirs(models, exist_ok=True)
+    target = os.path.join(models, os.path.basename(args.embedding))
+    if not os.path.exists(target):
+        with open(args.embedding, "rb") as src, open(target, "wb") as dst:
+            dst.write(src.read())
+    return f"reenact_cli/{os.path.basename(args.embedding)}"
+
+
+def run(args) -> int:
+    workdir = tempfile.mkdtemp(prefix="reenact_cli_")
+    server = None
+    try:
+        check_local_files(args)
+        if args.start_server or not responds(args.server):
+            server = start_server(args, workdir)
+        url = server.url if server else args.server
+        client = ComfyClient(url)
+        info = client.object_info()
+        if "OptimizeMotionEmbedding" not in info:
+            raise UserError(f"the ComfyUI at {url} does not have the Reenact Anything nodes installed; "
+                            f"clone this pack into its custom_nodes/ folder, or use --start-server")
+        available = info["ImageOnlyCheckpointLoader"]["input"]["required"]["ckpt_name"][0]
+        if args.checkpoint not in available:
+            models_dir = os.path.join(args.base_directory or server.comfyui_path, "models") if server else None
+            raise UserError(missing_checkpoint_message(args.checkpoint, available, models_dir))
+        uploaded = {"image": client.upload(args.image, subfolder="reenact_cli")}
+        if args.reference:
+            uploaded["reference"] = client.upload(args.reference, subfolder="reenact_cli")
+        if args.embedding:
+            uploaded["embedding"] = embedding_target(args, server)
+        prompt = build_prompt(client, args, uploaded)
+        display = ProgressDisplay(prompt)
+        try:
+            result = client.run(prompt, on_event=display.on_event, timeout=7 * 24 * 3600)
+        except KeyboardInterrupt:
+            client.interrupt()
+            print("\ncancelled; the server was asked to stop", file=sys.stderr)
+            return EXIT_CANCELLED
+        finally:
+            display.close()
+        if result.status != "success":
+            error = result.error or {}
+            print(f"the run ended as {result.status}: {error.get('node_type', '')} "
+                  f"{error.get('exception_message', '')}".rstrip(), file=sys.stderr)
+            return EXIT_CANCELLED if result.status == "interrupted" else EXIT_RUN_FAILED
+        history = client.history(result.prompt_id)
+        for output in history.get("outputs", {}).values():
+            for text in output.get("text", []):
+                print(f"embedding {text} (in the server's models/motion_embeddings/)")
+        print(f"wrote {os.path.abspath(download_output(client, history, args.output))}")
+        return 0
+    except (UserError, WorkflowError, ApiError, ServerError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT if isinstance(e, UserError) else EXIT_RUN_FAILED
+    finally:
+        if server is not None:
+            server.stop()
+
+
+def main(argv=None):
+    sys.exit(run(parse_args(argv)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,96 @@
+// Drives the real ComfyUI frontend in Debian's headless chromium (playwright-core, no browser download).
+// Usage: node check_frontend.mjs <server-url> <artifact-dir> <config.json>
+// config: {workflows: {name: uiJson}, curve: {workflow: uiJson, widgets: {nodeType: {widget: value}}}}
+// Prints one JSON object on its last line: console errors, registered node types, library text, the frontend's
+// own API conversion of each workflow, and the loss points the live curve received.
+import { chromium } from "playwright-core";
+import fs from "node:fs";
+import path from "node:path";
+
+const [url, artifacts, configPath] = process.argv.slice(2);
+const config = JSON.parse(fs.readFileSync(configPath, "utf8"));
+fs.mkdirSync(artifacts, { recursive: true });
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM_PATH || "/usr/bin/chromium",
+  args: ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+});
+const result = { consoleErrors: [], pageErrors: [], failedRequests: [] };
+try {
+  const page = await browser.newPage({ viewport: { width: 1600, height: 1000 } });
+  page.on("console", (msg) => { if (msg.type() === "error") result.consoleErrors.push(msg.text()); });
+  page.on("pageerror", (err) => result.pageErrors.push(String(err)));
+  page.on("requestfailed", (req) => {
+    if (req.url().startsWith(url)) result.failedRequests.push(`${req.url()} ${req.failure()?.errorText}`);
+  });
+  await page.goto(url, { waitUntil: "load" });
+  await page.waitForFunction(() => window.app?.graph && window.LiteGraph?.registered_node_types, null,
+    { timeout: 120000 });
+  await page.waitForFunction(() => window.app.extensions?.some((e) => e.name === "ReenactAnything.LossCurve"),
+    null, { timeout: 60000 });
+  result.extensions = await page.evaluate(() => window.app.extensions.map((e) => e.name));
+  result.registered = await page.evaluate(() => Object.keys(window.LiteGraph.registered_node_types));
+
+  // The node library sidebar: open it and search for the pack's category.
+  try {
+    const libraryButton = page.locator("button.node-library-tab-button, [class*='node-library'] button").first();
+    await libraryButton.click({ timeout: 10000 });
+    const search = page.locator(".node-lib-search-box input, input[placeholder*='Search']").first();
+    await search.fill("Motion Embedding", { timeout: 10000 });
+    await page.waitForTimeout(1500);
+    result.libraryText = await page.locator(".side-bar-panel, .sidebar-content-container").first().innerText();
+    await page.screenshot({ path: path.join(artifacts, "node_library.png") });
+    await libraryButton.click();
+  } catch (err) {
+    result.libraryError = String(err);
+  }
+
+  // The frontend's own conversion of each bundled workflow to the API format.
+  result.converted = {};
+  for (const [name, workflow] of Object.entries(config.workflows)) {
+    result.converted[name] = await page.evaluate(async (wf) => {
+      await window.app.loadGraphData(wf);
+      return (await window.app.graphToPrompt()).output;
+    }, workflow);
+  }
+
+  // Live loss curve: queue a tiny run from this page, as a user would press Queue.
+  const curve = config.curve;
+  await page.evaluate(async ({ workflow, widgets }) => {
+    await window.app.loadGraphData(workflow);
+    for (const node of window.app.graph._nodes) {
+      for (const [name, value] of Object.entries(widgets[node.type] || {})) {
+        const widget = node.widgets.find((w) => w.name === name);
+        if (!widget) throw new Error(`${node.type} has no widget ${name}`);
+        widget.value = value;
+      }
+    }
+    await window.app.queuePrompt(0, 1);
+  }, curve);
+  const steps = curve.widgets.OptimizeMotionEmbedding.steps;
+  await page.waitForFunction((n) => {
+    const node = window.app.graph._nodes.find((x) => x.type === "OptimizeMotionEmbedding");
+    return node?.reenactLoss?.points.length >= n;
+  }, steps, { timeout: 600000, polling: 500 });
+  // Fit the optimiser node in view and let the canvas redraw before the screenshot.
+  await page.evaluate(() => {
+    const node = window.app.graph._nodes.find((x) => x.type === "OptimizeMotionEmbedding");
+    const canvas = window.app.canvas;
+    canvas.ds.scale = 1.2;
+    canvas.ds.offset = [-node.pos[0] + 500, -node.pos[1] + 120];
+    canvas.setDirty(true, true);
+    canvas.draw(true, true);
+  });
+  await page.waitForTimeout(1000);
+  result.lossPoints = await page.evaluate(() =>
+    window.app.graph._nodes.find((x) => x.type === "OptimizeMotionEmbedding").reenactLoss.points);
+  await page.screenshot({ path: path.join(artifacts, "loss_curve.png") });
+  await page.evaluate(() => window.app.canvas.ds.reset?.());
+  await page.evaluate(async (wf) => { await window.app.loadGraphData(wf); }, config.workflows[config.screenshotWorkflow]);
+  await page.waitForTimeout(1000);
+  await page.screenshot({ path: path.join(artifacts, "workflow.png") });
+} finally {
+  await browser.close();
+}
+console.log(JSON.stringify(result));

@@ -1,0 +1,100 @@
+"""The web extension in the real ComfyUI frontend, in Debian's headless chromium, against the running server.
+
+One browser session checks: the page loads with no console errors, the pack's nodes are registered and found in the
+node library, the frontend converts every bundled workflow to the same API prompt as reenact_cli does, and the
+live loss curve receives a point per step while a run queued from the page goes on. Screenshots are kept in
+test-artifacts/ (or $REENACT_ARTIFACTS).
+"""
+import json
+import os
+import shutil
+import subprocess
+import time
+
+import pytest
+
+from comfyui_location import PACK_ROOT
+from reenact_cli.workflow_api import ui_to_api
+
+BROWSER_DIR = os.path.join(PACK_ROOT, "tests", "browser")
+ARTIFACTS = os.environ.get("REENACT_ARTIFACTS") or os.path.join(PACK_ROOT, "test-artifacts")
+CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+PACK_NODES = {"LoadMotionReference", "InflateCLIPEmbedding", "OptimizeMotionEmbedding", "SaveMotionEmbedding",
+              "LoadMotionEmbedding", "ApplyMotionEmbedding"}
+CURVE_STEPS = 3
+TINY_WIDGETS = {"LoadMotionReference": {"frame_count": 3, "width": 64, "height": 64},
+                "OptimizeMotionEmbedding": {"steps": CURVE_STEPS},
+                "SaveMotionEmbedding": {"filename_prefix": "browser/curve"}}
+
+
+def require_browser_tools():
+    missing = [what for what, ok in (
+        (f"chromium at {CHROMIUM} (apt-get install chromium)", os.path.exists(CHROMIUM)),
+        ("node (Node.js 20+)", shutil.which("node")),
+        ("playwright-core (npm ci --prefix tests/browser)",
+         os.path.isdir(os.path.join(BROWSER_DIR, "node_modules", "playwright-core")))) if not ok]
+    if missing:
+        pytest.fail("browser test tools are missing: " + "; ".join(missing) + ". scripts/install.sh installs them.")
+
+
+def wait_for_idle_queue(client, timeout=900):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        queue = client.get_json("/queue")
+        if not queue["queue_running"] and not queue["queue_pending"]:
+            return
+        time.sleep(1)
+    raise AssertionError("the prompt queued from the browser did not finish")
+
+
+def without_meta(prompt):
+    return {k: {"class_type": v["class_type"], "inputs": v["inputs"]} for k, v in prompt.items()}
+
+
+@pytest.fixture(scope="module")
+def browser_report(comfy_server, tmp_path_factory):
+    require_browser_tools()
+    server, client = comfy_server
+    workflows = {}
+    for name in sorted(os.listdir(os.path.join(PACK_ROOT, "workflows"))):
+        with open(os.path.join(PACK_ROOT, "workflows", name)) as f:
+            workflows[name] = json.load(f)
+    config = tmp_path_factory.mktemp("browser") / "config.json"
+    config.write_text(json.dumps({
+        "workflows": workflows, "screenshotWorkflow": "reenact_invert_and_transfer.json",
+        "curve": {"workflow": workflows["reenact_invert_motion.json"], "widgets": TINY_WIDGETS}}))
+    done = subprocess.run(["node", os.path.join(BROWSER_DIR, "check_frontend.mjs"), server.url, ARTIFACTS,
+                           str(config)], capture_output=True, text=True, timeout=1200)
+    assert done.returncode == 0, f"browser driver failed:\n{done.stderr[-4000:]}\n{done.stdout[-2000:]}"
+    wait_for_idle_queue(client)
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    report["object_info"] = client.object_info()
+    report["workflows"] = workflows
+    return report
+
+
+def test_frontend_loads_the_extension_without_errors(browser_report):
+    assert "ReenactAnything.LossCurve" in browser_report["extensions"]
+    assert browser_report["pageErrors"] == []
+    assert browser_report["consoleErrors"] == []
+    assert browser_report["failedRequests"] == []
+
+
+def test_pack_nodes_are_in_the_node_library(browser_report):
+    assert PACK_NODES <= set(browser_report["registered"])
+    assert "libraryError" not in browser_report, browser_report.get("libraryError")
+    assert "Optimize Motion Embedding" in browser_report["libraryText"]
+
+
+def test_frontend_and_reenact_cli_convert_workflows_alike(browser_report):
+    for name, workflow in browser_report["workflows"].items():
+        ours = without_meta(ui_to_api(workflow, browser_report["object_info"]))
+        assert without_meta(browser_report["converted"][name]) == ours, name
+
+
+def test_live_loss_curve_gets_a_point_per_step(browser_report):
+    points = browser_report["lossPoints"]
+    assert [p[0] for p in points] == list(range(1, CURVE_STEPS + 1))
+    assert all(isinstance(p[1], (int, float)) and p[1] > 0 for p in points)
+    for shot in ("loss_curve.png", "workflow.png"):
+        assert os.path.getsize(os.path.join(ARTIFACTS, shot)) > 20_000, shot
