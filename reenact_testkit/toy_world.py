@@ -8,7 +8,7 @@ frame (`concat_latent_image`); motion comes only from per-frame cross-attention 
 
 Videos are made directly in latent space (4 channels, no VAE). `make_video` returns ComfyUI LATENT
 values (what KSampler returns); the model sees them after `process_latent_in` (x 0.18215), where
-the blob peaks at about unit size, like real SVD latents.
+the blob peaks at 1.5 to 3 per channel, so the video's variance is near SVD's sigma_data of 1.
 
 Motion token of frame f: a fixed encoding of the blob's offset from its frame-0 position (radial
 basis features on x and on y, mapped to the context dim by a fixed seeded orthonormal matrix).
@@ -93,8 +93,12 @@ def render(path, colour, width, size=SIZE):
 
 
 def random_colour(gen):
-    """A colour in model space with clear magnitude: random signs, |channel| in [0.5, 1.2]."""
-    mag = 0.5 + 0.7 * torch.rand(CHANNELS, generator=gen)
+    """A colour in model space with clear magnitude: random signs, |channel| in [1.5, 3].
+
+    Strong colours keep the video's variance near the EDM sigma_data of 1 that SVD's
+    preconditioning assumes; faint blobs (|channel| ~ 1) left the motion a small part of the loss.
+    """
+    mag = 1.5 + 1.5 * torch.rand(CHANNELS, generator=gen)
     sign = torch.where(torch.rand(CHANNELS, generator=gen) < 0.5, -1.0, 1.0)
     return mag * sign
 
@@ -108,7 +112,7 @@ def make_video(gen, kind=None, offsets=None, frames=FRAMES, size=SIZE):
     else:
         kind, label = kind or "given", "given"
     colour = random_colour(gen)
-    width = 0.8 + 0.5 * float(torch.rand((), generator=gen))
+    width = 1.0 + 0.6 * float(torch.rand((), generator=gen))
     low = MARGIN - offsets.min(0).values
     high = size - 1 - MARGIN - offsets.max(0).values
     start = low + (high - low).clamp(min=0) * torch.rand(2, generator=gen)

@@ -53,10 +53,10 @@ def parse():
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--token-dropout", type=float, default=0.1)
     p.add_argument("--image-dropout", type=float, default=0.05)
-    p.add_argument("--high-sigma-share", type=float, default=0.3,
+    p.add_argument("--high-sigma-share", type=float, default=0.5,
                    help="share of draws log-uniform on [2, 700]; the rest log-normal(-0.2, 1.2)")
-    p.add_argument("--eval-every", type=int, default=500)
-    p.add_argument("--eval-videos", type=int, default=24)
+    p.add_argument("--eval-every", type=int, default=250)
+    p.add_argument("--eval-videos", type=int, default=16)
     p.add_argument("--final-eval-videos", type=int, default=100)
     p.add_argument("--threads", type=int, default=1, help="1 is fastest on a shared 2-core machine")
     p.add_argument("--out", default=toy_svd.FIXTURE)
@@ -172,6 +172,7 @@ def main():
             running = []
         if opts.eval_every and step % opts.eval_every == 0 and step < opts.steps:
             evaluate(ema_patcher, opts.eval_videos, modes=("true",))
+            toy_svd.save_fixture(ema.diffusion_model, opts.out + ".partial", metadata={"steps": step})
     train_seconds = time.time() - start
     print(f"training took {train_seconds / 60:.1f} min", flush=True)
     final = evaluate(ema_patcher, opts.final_eval_videos)
