@@ -128,7 +128,17 @@ def main(argv=None):
 
     # CPU: the allocator keeps freed pages, so the run's own peak is measured from before the first run
     before_gb = rss_gb("VmRSS") if opts.device == "cpu" and reset_peak_rss() else float("nan")
-    with FlopCounterMode(display=False) as counter:
+    saved = {}
+    weights = {p.untyped_storage().data_ptr() for p in patcher.model.parameters()}
+
+    def pack(t):
+        """Tensors autograd keeps for backward outside checkpointed segments, each storage once."""
+        ptr = t.untyped_storage().data_ptr()
+        if ptr not in weights:
+            saved[ptr] = t.untyped_storage().nbytes()
+        return t
+
+    with FlopCounterMode(display=False) as counter, torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         invert_motion(patcher, latents, condition, init, settings)
     flop_per_step = counter.get_total_flops()
     if opts.compile:
@@ -163,7 +173,7 @@ def main(argv=None):
               "memory_mode": opts.memory_mode, "attention": comfy.ldm.modules.attention.optimized_attention.__name__,
               "compile": opts.compile, "s_per_step": round(s_per_step, 4),
               "peak_mem_gb": round(peak_gb, 3),
-              "run_extra_mem_gb": round(run_extra_gb, 3), "tflop_per_step": round(flop_per_step / 1e12, 4),
+              "run_extra_mem_gb": round(run_extra_gb, 3), "saved_for_backward_gb": round(sum(saved.values()) / 2 ** 30, 4), "tflop_per_step": round(flop_per_step / 1e12, 4),
               "achieved_tflops": round(achieved, 4)}
     if cuda:
         rate = matmul_tflops(torch, "cuda", torch.bfloat16)
