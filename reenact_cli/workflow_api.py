@@ -22,16 +22,23 @@ class WorkflowError(ValueError):
 def is_widget(spec) -> bool:
     """An input the frontend draws as a widget (and so stores in widgets_values)."""
     kind = spec[0]
-    options = spec[1] if len(spec) > 1 and isinstance(spec[1], dict) else {}
-    if options.get("forceInput"):
+    if spec_options(spec).get("forceInput"):
         return False
     return isinstance(kind, list) or kind in WIDGET_TYPES
 
 
+def spec_options(spec) -> dict:
+    return spec[1] if len(spec) > 1 and isinstance(spec[1], dict) else {}
+
+
 def extra_widget_values(spec) -> int:
-    """Widgets the frontend adds after an input: the seed's control_after_generate combo, an upload button."""
-    options = spec[1] if len(spec) > 1 and isinstance(spec[1], dict) else {}
-    return int(bool(options.get("control_after_generate"))) + int(any(options.get(f) for f in UPLOAD_FLAGS))
+    """Widgets the frontend puts right after an input: the seed's control_after_generate combo."""
+    return int(bool(spec_options(spec).get("control_after_generate")))
+
+
+def trailing_widget_values(spec) -> int:
+    """Widgets the frontend appends after all others: the upload button of an upload combo."""
+    return int(any(spec_options(spec).get(flag) for flag in UPLOAD_FLAGS))
 
 
 def ordered_inputs(definition) -> list[tuple[str, list]]:

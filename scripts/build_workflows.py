@@ -63,10 +63,19 @@ with). Then ComfyUI's own KSampler, VAE Decode and Save Video do the rest. Use t
 learned at for the most faithful motion; other counts are resampled."""
 
 
-def node_size(definition, widget_count):
+NODE_WIDTH, COLUMN, GAP = 320, 380, 40
+EXTRA_HEIGHT = {"OptimizeMotionEmbedding": 130}  # the live loss-curve panel (web/js/loss_curve.js)
+
+
+def node_size(class_type, definition, widget_count):
+    """Generous enough for the frontend's layout (title 30, 20 per socket row, 24 per widget)."""
     sockets = max(len(definition.get("output", [])),
                   sum(1 for _, spec in ordered_inputs(definition) if not is_widget(spec)))
-    return [320, 46 + 22 * sockets + 26 * widget_count]
+    return [NODE_WIDTH, 40 + 22 * sockets + 26 * widget_count + EXTRA_HEIGHT.get(class_type, 0)]
+
+
+def below(node, gap=GAP):
+    return (node["pos"][0], node["pos"][1] + node["size"][1] + gap)
 
 
 class GraphBuilder:
@@ -79,7 +88,7 @@ class GraphBuilder:
 
     def node(self, key, class_type, pos, title=None, **widgets):
         definition = self.info[class_type]
-        values, inputs = [], []
+        values, inputs, trailing = [], [], []
         for name, spec in ordered_inputs(definition):
             if is_widget(spec):
                 options = spec[1] if len(spec) > 1 else {}
@@ -94,7 +103,7 @@ class GraphBuilder:
                 if options.get("control_after_generate"):
                     values.append("fixed")
                 if any(options.get(flag) for flag in UPLOAD_FLAGS):
-                    values.append("image")
+                    trailing.append("image")  # the upload button's value, which the frontend puts last
             else:
                 socket = {"name": name, "type": spec[0] if isinstance(spec[0], str) else "COMBO", "link": None}
                 if name in definition["input"].get("optional", {}):
@@ -102,10 +111,11 @@ class GraphBuilder:
                 inputs.append(socket)
         if widgets:
             raise KeyError(f"{class_type} has no widgets {sorted(widgets)}")
+        values += trailing
         outputs = [{"name": name, "type": kind, "links": [], "slot_index": i}
                    for i, (name, kind) in enumerate(zip(definition["output_name"], definition["output"]))]
         node = {"id": len(self.nodes) + 1, "type": class_type, "pos": list(pos),
-                "size": node_size(definition, len(values)), "flags": {}, "order": len(self.nodes), "mode": 0,
+                "size": node_size(class_type, definition, len(values)), "flags": {}, "order": len(self.nodes), "mode": 0,
                 "inputs": inputs, "outputs": outputs, "properties": {"Node name for S&R": class_type},
                 "widgets_values": values}
         if title:
@@ -114,7 +124,7 @@ class GraphBuilder:
         self.by_key[key] = node
         return node
 
-    def note(self, text, pos, width=380, height=220, title="Note"):
+    def note(self, text, pos, width=NODE_WIDTH, height=220, title="Note"):
         node = {"id": len(self.nodes) + 1, "type": "MarkdownNote", "pos": list(pos), "size": [width, height],
                 "flags": {}, "order": len(self.nodes), "mode": 0, "inputs": [], "outputs": [], "title": title,
                 "properties": {}, "widgets_values": [text], "color": "#432", "bgcolor": "#653"}
@@ -138,6 +148,9 @@ class GraphBuilder:
         self.groups.append({"id": len(self.groups) + 1, "title": title, "bounding": [x0, y0, x1 - x0, y1 - y0],
                             "color": color, "font_size": 24, "flags": {}})
 
+    def bottom(self):
+        return max(g["bounding"][1] + g["bounding"][3] for g in self.groups)
+
     def workflow(self):
         for node in self.nodes:
             for output in node["outputs"]:
@@ -150,18 +163,19 @@ class GraphBuilder:
 
 def add_loader(g, x=0, y=0):
     loader = g.node("ckpt", "ImageOnlyCheckpointLoader", (x, y + 60), ckpt_name=CHECKPOINT)
-    note = g.note(CHECKPOINT_NOTE, (x, y + 230), height=300, title="Read me: checkpoint")
+    note = g.note(CHECKPOINT_NOTE, below(loader), height=300, title="Read me: checkpoint")
     g.group("1. Load SVD (image to video)", [loader, note])
 
 
 def add_inversion(g, x, y):
     ref = g.node("ref", "LoadMotionReference", (x, y + 60), video="reenact_reference.mp4")
-    ref_note = g.note(REFERENCE_NOTE, (x, y + 380), height=220, title="Read me: reference")
+    ref_note = g.note(REFERENCE_NOTE, below(ref), height=220, title="Read me: reference")
     g.group("2. Reference video", [ref, ref_note], color="#8a8")
-    inflate = g.node("inflate", "InflateCLIPEmbedding", (x + 400, y + 60))
-    opt = g.node("opt", "OptimizeMotionEmbedding", (x + 400, y + 280))
-    curve = g.node("curve", "PreviewImage", (x + 760, y + 60), title="Loss curve")
-    opt_note = g.note(OPTIMIZE_NOTE, (x + 760, y + 360), height=260, title="Read me: learning")
+    inflate = g.node("inflate", "InflateCLIPEmbedding", (x + COLUMN, y + 60))
+    opt = g.node("opt", "OptimizeMotionEmbedding", below(inflate))
+    curve = g.node("curve", "PreviewImage", (x + 2 * COLUMN, y + 60), title="Loss curve")
+    curve["size"][1] = 300
+    opt_note = g.note(OPTIMIZE_NOTE, below(curve), height=260, title="Read me: learning")
     g.group("3. Learn the motion", [inflate, opt, curve, opt_note], color="#a1309b")
     g.link("ckpt", "CLIP_VISION", "inflate", "clip_vision")
     g.link("ref", "IMAGE", "inflate", "images")
@@ -175,22 +189,23 @@ def add_inversion(g, x, y):
 
 def add_save(g, x, y):
     save = g.node("save", "SaveMotionEmbedding", (x, y + 60))
-    note = g.note(SAVE_NOTE, (x, y + 200), height=200, title="Read me: save")
+    note = g.note(SAVE_NOTE, below(save), height=200, title="Read me: save")
     g.group("4. Save the motion embedding", [save, note], color="#b58b2a")
     g.link("opt", "MOTION_EMBEDDING", "save", "motion_embedding")
 
 
 def add_transfer(g, x, y, embedding_source):
     target = g.node("target", "LoadImage", (x, y + 60), image="reenact_target.png")
-    cond = g.node("cond", "SVD_img2vid_Conditioning", (x + 360, y + 60))
-    apply = g.node("apply", "ApplyMotionEmbedding", (x + 360, y + 400))
-    cfg = g.node("cfg", "VideoLinearCFGGuidance", (x + 720, y + 60))
-    sampler = g.node("sampler", "KSampler", (x + 720, y + 200), steps=25, cfg=2.5, sampler_name="euler",
+    target["size"][1] = 320
+    note = g.note(TRANSFER_NOTE, below(target), height=260, title="Read me: reenact")
+    cond = g.node("cond", "SVD_img2vid_Conditioning", (x + COLUMN, y + 60))
+    apply = g.node("apply", "ApplyMotionEmbedding", below(cond))
+    cfg = g.node("cfg", "VideoLinearCFGGuidance", (x + 2 * COLUMN, y + 60))
+    sampler = g.node("sampler", "KSampler", below(cfg), steps=25, cfg=2.5, sampler_name="euler",
                      scheduler="karras")
-    decode = g.node("decode", "VAEDecode", (x + 1080, y + 60))
-    video = g.node("video", "CreateVideo", (x + 1080, y + 180), fps=8.0)
-    save = g.node("save_video", "SaveVideo", (x + 1080, y + 320), filename_prefix="video/reenact")
-    note = g.note(TRANSFER_NOTE, (x, y + 420), height=260, title="Read me: reenact")
+    decode = g.node("decode", "VAEDecode", (x + 3 * COLUMN, y + 60))
+    video = g.node("video", "CreateVideo", below(decode), fps=8.0)
+    save = g.node("save_video", "SaveVideo", below(video), filename_prefix="video/reenact")
     g.group("5. Reenact the motion on a target image", [target, cond, apply, cfg, sampler, decode, video, save, note],
             color="#335")
     g.link("ckpt", "CLIP_VISION", "cond", "clip_vision")
@@ -214,27 +229,27 @@ def add_transfer(g, x, y, embedding_source):
 def invert_workflow(info):
     g = GraphBuilder(info)
     add_loader(g)
-    add_inversion(g, 460, 0)
-    add_save(g, 1620, 0)
+    add_inversion(g, COLUMN + 60, 0)
+    add_save(g, 4 * COLUMN + 120, 0)
     return g.workflow()
 
 
 def transfer_workflow(info):
     g = GraphBuilder(info)
     add_loader(g)
-    embedding = g.node("load_embedding", "LoadMotionEmbedding", (460, 60), embedding_name=EMBEDDING_NAME)
-    note = g.note(EMBEDDING_NOTE, (820, 60), height=160, title="Read me: motion embedding")
+    embedding = g.node("load_embedding", "LoadMotionEmbedding", (COLUMN + 60, 60), embedding_name=EMBEDDING_NAME)
+    note = g.note(EMBEDDING_NOTE, (2 * COLUMN + 60, 60), height=160, title="Read me: motion embedding")
     g.group("2. Motion embedding", [embedding, note], color="#b58b2a")
-    add_transfer(g, 460, 260, ("load_embedding", "MOTION_EMBEDDING"))
+    add_transfer(g, COLUMN + 60, g.bottom() + 80, ("load_embedding", "MOTION_EMBEDDING"))
     return g.workflow()
 
 
 def invert_and_transfer_workflow(info):
     g = GraphBuilder(info)
     add_loader(g)
-    add_inversion(g, 460, 0)
-    add_save(g, 1620, 0)
-    add_transfer(g, 460, 720, ("opt", "MOTION_EMBEDDING"))
+    add_inversion(g, COLUMN + 60, 0)
+    add_save(g, 4 * COLUMN + 120, 0)
+    add_transfer(g, COLUMN + 60, g.bottom() + 80, ("opt", "MOTION_EMBEDDING"))
     return g.workflow()
 
 

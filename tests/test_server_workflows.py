@@ -70,7 +70,8 @@ def test_bundled_workflows_are_listed_as_templates(comfy_server):
 
 def test_bundled_workflows_match_the_node_schemas(comfy_server):
     """A schema change without `python scripts/build_workflows.py` would leave widget values shifted."""
-    from reenact_cli.workflow_api import FRONTEND_ONLY, extra_widget_values, is_widget, ordered_inputs
+    from reenact_cli.workflow_api import (FRONTEND_ONLY, extra_widget_values, is_widget, ordered_inputs,
+                                          trailing_widget_values)
     server, client = comfy_server
     info = client.object_info()
     for name in os.listdir(WORKFLOWS):
@@ -80,7 +81,7 @@ def test_bundled_workflows_match_the_node_schemas(comfy_server):
             if node["type"] in FRONTEND_ONLY:
                 continue
             widgets = [(n, s) for n, s in ordered_inputs(info[node["type"]]) if is_widget(s)]
-            expected = sum(1 + extra_widget_values(s) for _, s in widgets)
+            expected = sum(1 + extra_widget_values(s) + trailing_widget_values(s) for _, s in widgets)
             assert len(node["widgets_values"]) == expected, f"{name}: {node['type']} widget values are stale"
 
 

@@ -1,6 +1,7 @@
 // Drives the real ComfyUI frontend in Debian's headless chromium (playwright-core, no browser download).
 // Usage: node check_frontend.mjs <server-url> <artifact-dir> <config.json>
-// config: {workflows: {name: uiJson}, curve: {workflow: uiJson, widgets: {nodeType: {widget: value}}}}
+// config: {workflows: {name: uiJson}, curve: {workflow: uiJson, widgets: {nodeType: {widget: value}}}}, or
+// {baselineOnly: true} to only load the page and report its console errors (run against a ComfyUI without the pack).
 // Prints one JSON object on its last line: console errors, registered node types, library text, the frontend's
 // own API conversion of each workflow, and the loss points the live curve received.
 import { chromium } from "playwright-core";
@@ -17,16 +18,21 @@ const browser = await chromium.launch({
     "--disable-background-networking", "--disable-component-update", "--disable-sync"],
 });
 const result = { consoleErrors: [], pageErrors: [], failedRequests: [] };
+class BaselineDone extends Error {}
 try {
   const page = await browser.newPage({ viewport: { width: 1600, height: 1000 } });
   page.on("console", (msg) => { if (msg.type() === "error") result.consoleErrors.push(msg.text()); });
   page.on("pageerror", (err) => result.pageErrors.push(String(err)));
-  page.on("requestfailed", (req) => {
-    if (req.url().startsWith(url)) result.failedRequests.push(`${req.url()} ${req.failure()?.errorText}`);
-  });
+  page.on("requestfailed", (req) => result.failedRequests.push(`${req.url()} ${req.failure()?.errorText}`));
+  page.on("response", (res) => { if (res.status() >= 400) result.failedRequests.push(`${res.url()} ${res.status()}`); });
   await page.goto(url, { waitUntil: "load" });
   await page.waitForFunction(() => window.app?.graph && window.LiteGraph?.registered_node_types, null,
     { timeout: 120000 });
+  await page.waitForTimeout(5000);
+  if (config.baselineOnly) {
+    result.extensions = await page.evaluate(() => window.app.extensions.map((e) => e.name));
+    throw new BaselineDone();
+  }
   await page.waitForFunction(() => window.app.extensions?.some((e) => e.name === "ReenactAnything.LossCurve"),
     null, { timeout: 60000 });
   result.extensions = await page.evaluate(() => window.app.extensions.map((e) => e.name));
@@ -34,12 +40,12 @@ try {
 
   // The node library sidebar: open it and search for the pack's category.
   try {
-    const libraryButton = page.locator("button.node-library-tab-button, [class*='node-library'] button").first();
+    const libraryButton = page.locator("button.node-library-tab-button").first();
     await libraryButton.click({ timeout: 10000 });
     const search = page.locator(".node-lib-search-box input, input[placeholder*='Search']").first();
     await search.fill("Motion Embedding", { timeout: 10000 });
     await page.waitForTimeout(1500);
-    result.libraryText = await page.locator(".side-bar-panel, .sidebar-content-container").first().innerText();
+    result.libraryText = await page.evaluate(() => document.body.innerText);
     await page.screenshot({ path: path.join(artifacts, "node_library.png") });
     await libraryButton.click();
   } catch (err) {
@@ -72,7 +78,7 @@ try {
   await page.waitForFunction((n) => {
     const node = window.app.graph._nodes.find((x) => x.type === "OptimizeMotionEmbedding");
     return node?.reenactLoss?.points.length >= n;
-  }, steps, { timeout: 600000, polling: 500 });
+  }, steps, { timeout: Number(process.env.CURVE_TIMEOUT_MS || 600000), polling: 500 });
   // Fit the optimiser node in view and let the canvas redraw before the screenshot.
   await page.evaluate(() => {
     const node = window.app.graph._nodes.find((x) => x.type === "OptimizeMotionEmbedding");
@@ -90,6 +96,8 @@ try {
   await page.evaluate(async (wf) => { await window.app.loadGraphData(wf); }, config.workflows[config.screenshotWorkflow]);
   await page.waitForTimeout(1000);
   await page.screenshot({ path: path.join(artifacts, "workflow.png") });
+} catch (err) {
+  if (!(err instanceof BaselineDone)) throw err;
 } finally {
   await browser.close();
 }
