@@ -22,6 +22,7 @@ class LossEvents:
     def __init__(self, node_id, total_steps: int):
         self.server = prompt_server() if node_id is not None else None
         self.node_id = str(node_id)
+        self.prompt_id = getattr(self.server, "last_prompt_id", None)
         self.total = total_steps
         self.pending: list[list[float]] = []
         self.last_sent = 0.0
@@ -37,7 +38,7 @@ class LossEvents:
     def send(self, reset: bool = False) -> None:
         if self.server is None:
             return
-        self.server.send_sync(LOSS_EVENT, {"node": self.node_id, "total": self.total, "reset": reset,
-                                           "points": self.pending}, self.server.client_id)
+        self.server.send_sync(LOSS_EVENT, {"node": self.node_id, "prompt_id": self.prompt_id, "total": self.total,
+                                           "reset": reset, "points": self.pending}, self.server.client_id)
         self.pending = []
         self.last_sent = time.monotonic()
