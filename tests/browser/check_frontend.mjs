@@ -38,6 +38,11 @@ try {
   result.extensions = await page.evaluate(() => window.app.extensions.map((e) => e.name));
   result.registered = await page.evaluate(() => Object.keys(window.LiteGraph.registered_node_types));
 
+  // A fresh user folder opens the template browser on first start; close any dialog as a user would.
+  for (let i = 0; i < 5 && await page.locator(".p-dialog-mask").count(); i++) {
+    await page.keyboard.press("Escape");
+    await page.waitForTimeout(500);
+  }
   // The node library sidebar: open it and search for the pack's category.
   try {
     const libraryButton = page.locator("button.node-library-tab-button").first();
