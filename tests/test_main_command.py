@@ -1,5 +1,4 @@
 """The README's main-job command, `python -m reenact_cli.run`, as a user runs it."""
-import os
 import subprocess
 import sys
 

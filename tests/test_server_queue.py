@@ -10,10 +10,9 @@ import shutil
 import torch
 
 from reenact_cli.api_client import DONE_EVENTS, EventStream
-from reenact_core.embedding_file import load_embedding, save_embedding
-from reenact_core.motion_embedding import MotionEmbedding
+from reenact_core.embedding_file import load_embedding
 from reenact_testkit.server_env import REFERENCE_VIDEO, TARGET_IMAGE
-from test_server_workflows import (FRAMES, api_prompt, run_ok, saved_embedding_path, saved_latent,
+from test_server_workflows import (api_prompt, run_ok, saved_embedding_path, saved_latent, server_embedding,
                                    with_saved_latent)
 
 EXPECTED_LOSS_EVENT = "reenact_anything.loss"
@@ -54,10 +53,7 @@ def result_of(base, kind, history):
 def test_ten_queued_prompts_with_one_cancelled(comfy_server):
     server, client = comfy_server
     base = server.base_directory
-    folder = os.path.join(base, "models", "motion_embeddings")
-    tokens = torch.randn(FRAMES + 1, 5, 1024, generator=torch.Generator().manual_seed(7))
-    path = save_embedding(MotionEmbedding(tokens, {"fps": 6, "motion_bucket_id": 127}), folder, "queue/shared")
-    embedding_name = os.path.relpath(path, folder).replace(os.sep, "/")
+    embedding_name = server_embedding(server, 7, "queue/shared")
 
     plan = [("invert", 11), ("transfer", 21), ("transfer", 22), ("invert", 12), ("cancel", 13),
             ("transfer", 23), ("invert", 14), ("transfer", 24), ("transfer", 25), ("invert", 15)]

@@ -8,7 +8,6 @@ import os
 import shutil
 
 import numpy as np
-import pytest
 import torch
 
 from comfyui_location import PACK_ROOT
@@ -62,6 +61,14 @@ def assert_video(path, frames=FRAMES, size=SIZE):
     return video
 
 
+def server_embedding(server, seed, prefix) -> str:
+    """A random SVD-sized embedding saved into the server's models/motion_embeddings; its combo name."""
+    folder = os.path.join(server.base_directory, "models", "motion_embeddings")
+    tokens = torch.randn(FRAMES + 1, 5, 1024, generator=torch.Generator().manual_seed(seed))
+    path = save_embedding(MotionEmbedding(tokens, {"fps": 6, "motion_bucket_id": 127}), folder, prefix)
+    return os.path.relpath(path, folder).replace(os.sep, "/")
+
+
 def test_bundled_workflows_are_listed_as_templates(comfy_server):
     server, client = comfy_server
     templates = client.get_json("/workflow_templates")
@@ -101,10 +108,7 @@ def test_invert_workflow_saves_an_embedding_with_metadata(comfy_server):
 
 def test_transfer_workflow_writes_a_video(comfy_server):
     server, client = comfy_server
-    folder = os.path.join(server.base_directory, "models", "motion_embeddings")
-    tokens = torch.randn(FRAMES + 1, 5, 1024, generator=torch.Generator().manual_seed(3))
-    path = save_embedding(MotionEmbedding(tokens, {"fps": 6, "motion_bucket_id": 127}), folder, "e2e/shared")
-    name = os.path.relpath(path, folder).replace(os.sep, "/")
+    name = server_embedding(server, 3, "e2e/shared")
     run, history = run_ok(client, api_prompt(client, "reenact_transfer_motion.json",
                                              LoadMotionEmbedding={"embedding_name": name},
                                              SaveVideo={"filename_prefix": "video/e2e_transfer"}))
@@ -140,12 +144,10 @@ def saved_latent(base, history):
 def test_interrupt_stops_within_a_step_and_leaves_the_model_as_it_was(comfy_server):
     server, client = comfy_server
     base = server.base_directory
-    folder = os.path.join(base, "models", "motion_embeddings")
-    tokens = torch.randn(FRAMES + 1, 5, 1024, generator=torch.Generator().manual_seed(4))
-    path = save_embedding(MotionEmbedding(tokens, {"fps": 6, "motion_bucket_id": 127}), folder, "e2e/cancel")
+    name = server_embedding(server, 4, "e2e/cancel")
     # The other checkpoint name gives a MODEL that no earlier test touched: "before" runs on a fresh load.
     fresh = {"ImageOnlyCheckpointLoader": {"ckpt_name": "svd.safetensors"}}
-    transfer = dict(fresh, LoadMotionEmbedding={"embedding_name": os.path.relpath(path, folder).replace(os.sep, "/")})
+    transfer = dict(fresh, LoadMotionEmbedding={"embedding_name": name})
     _, before = run_ok(client, with_saved_latent(api_prompt(client, "reenact_transfer_motion.json", **transfer),
                                                  "latents/before"))
 
