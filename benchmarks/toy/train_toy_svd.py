@@ -20,6 +20,7 @@ import copy
 import math
 import os
 import sys
+import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -172,7 +173,9 @@ def main():
             running = []
         if opts.eval_every and step % opts.eval_every == 0 and step < opts.steps:
             evaluate(ema_patcher, opts.eval_videos, modes=("true",))
-            toy_svd.save_fixture(ema.diffusion_model, opts.out + ".partial", metadata={"steps": step})
+            # a snapshot outside the repository, to inspect a run before it ends
+            toy_svd.save_fixture(ema.diffusion_model, os.path.join(tempfile.gettempdir(), "toy_svd_partial.safetensors"),
+                                 metadata={"steps": step})
     train_seconds = time.time() - start
     print(f"training took {train_seconds / 60:.1f} min", flush=True)
     final = evaluate(ema_patcher, opts.final_eval_videos)
