@@ -1,5 +1,6 @@
 import math
 
+import folder_paths
 import torch
 
 import comfy.model_management
@@ -8,13 +9,15 @@ from comfy_api.latest import io
 
 from ..reenact_core.backward_ready import CHECKPOINTING_MODES
 from ..reenact_core.errors import ReenactError
-from ..reenact_core.inversion import LR_SCHEDULES, InversionSettings, invert_motion
+from ..reenact_core.inversion import LR_SCHEDULES, InversionSettings
+from ..reenact_core.inversion_job import NO_RESUME, RunFiles, files_problem, load_resume, run_inversion
 from ..reenact_core.loss_plot import loss_curve_image
 from ..reenact_core.memory_mode import MEMORY_MODES
 from ..reenact_core.model_checks import (model_fingerprint, require_embedding_fits, require_svd,
                                          require_vae_for)
 from ..reenact_core.precision import PRECISIONS
-from .common import CATEGORY, MotionEmbeddingType, size_problem
+from ..reenact_core.run_checkpoints import list_checkpoints, tensor_fingerprint
+from .common import CATEGORY, EMBEDDINGS_FOLDER, MotionEmbeddingType, size_problem
 from .loss_events import LossEvents
 
 
@@ -44,6 +47,14 @@ def encode_reference(vae, frames: torch.Tensor, augmentation_level: float, seed:
         generator = torch.Generator().manual_seed(seed)
         first = first + torch.randn(first.shape, generator=generator) * augmentation_level
     return latents, vae.encode(first)
+
+
+def embeddings_folder() -> str:
+    return folder_paths.get_folder_paths(EMBEDDINGS_FOLDER)[0]
+
+
+def resume_options() -> list[str]:
+    return [NO_RESUME, *list_checkpoints(embeddings_folder())]
 
 
 class OptimizeMotionEmbedding(io.ComfyNode):
@@ -92,6 +103,17 @@ class OptimizeMotionEmbedding(io.ComfyNode):
                                        "and fp32/auto-fp32 precision."),
                 io.String.Input("source_name", default="", optional=True, force_input=True,
                                 tooltip="Recorded in the embedding's metadata (Load Motion Reference's name)."),
+                io.String.Input("run_name", default="motion", optional=True,
+                                tooltip="Checkpoints go to models/motion_embeddings/checkpoints/<run_name>_NNNNN/; "
+                                        "a rescued embedding after an overflow to rescued/<run_name>_NNNNN."),
+                io.Int.Input("save_every", default=0, min=0, max=100_000, optional=True,
+                             tooltip="Save a run checkpoint (embedding, AdamW state, step, RNG state) every "
+                                     "this many steps; 0 = off."),
+                io.Int.Input("keep_checkpoints", default=3, min=0, max=1000, optional=True,
+                             tooltip="How many of this run's newest checkpoints to keep; 0 = keep all."),
+                io.Combo.Input("resume", options=resume_options(), default=NO_RESUME, optional=True,
+                               tooltip="Go on from a run checkpoint: same model, reference and noise settings "
+                                       "(checked). Its seed is used; steps is the total to reach."),
             ],
             outputs=[MotionEmbeddingType.Output("motion_embedding"), io.Image.Output("loss_curve")],
             hidden=[io.Hidden.unique_id],
@@ -99,17 +121,21 @@ class OptimizeMotionEmbedding(io.ComfyNode):
 
     @classmethod
     def validate_inputs(cls, steps=1, learning_rate=0.01, warmup_steps=0, gradient_checkpointing="blocks",
-                        precision="auto", memory_mode="balanced", **kwargs):
+                        precision="auto", memory_mode="balanced", save_every=0, keep_checkpoints=3,
+                        run_name="motion", **kwargs):
         return (settings_problem(steps, learning_rate, warmup_steps)
-                or options_problem(gradient_checkpointing, precision, memory_mode) or True)
+                or options_problem(gradient_checkpointing, precision, memory_mode)
+                or files_problem(save_every, keep_checkpoints, run_name) or True)
 
     @classmethod
     def execute(cls, model, vae, reference, init_embedding, steps, learning_rate, seed, sigma_log_mean,
                 sigma_log_std, augmentation_level, fps, motion_bucket_id, gradient_checkpointing,
                 lr_schedule="constant", warmup_steps=0, weight_decay=0.01, precision="auto", memory_mode="balanced",
-                source_name="") -> io.NodeOutput:
+                source_name="", run_name="motion", save_every=0, keep_checkpoints=3,
+                resume=NO_RESUME) -> io.NodeOutput:
         problem = (settings_problem(steps, learning_rate, warmup_steps)
                    or options_problem(gradient_checkpointing, precision, memory_mode)
+                   or files_problem(save_every, keep_checkpoints, run_name)
                    or size_problem(reference.shape[2], reference.shape[1]))
         if problem:
             raise ReenactError(problem)
@@ -125,7 +151,11 @@ class OptimizeMotionEmbedding(io.ComfyNode):
                                      motion_bucket_id=motion_bucket_id, augmentation_level=augmentation_level,
                                      checkpointing=gradient_checkpointing, precision=precision,
                                      memory_mode=memory_mode)
-        latents, condition_latent = encode_reference(vae, reference, augmentation_level, seed)
+        files = RunFiles(embeddings_folder(), run_name, save_every, keep_checkpoints, resume or NO_RESUME)
+        fingerprint, reference_fingerprint = model_fingerprint(model), tensor_fingerprint(reference)
+        resumed, settings = load_resume(files, settings, fingerprint, reference_fingerprint,
+                                        init_embedding.tokens.shape)
+        latents, condition_latent = encode_reference(vae, reference, augmentation_level, settings.seed)
         progress = comfy.utils.ProgressBar(steps)
         loss_events = LossEvents(cls.hidden.unique_id if cls.hidden else None, steps)
 
@@ -134,10 +164,13 @@ class OptimizeMotionEmbedding(io.ComfyNode):
             comfy.model_management.throw_exception_if_processing_interrupted()
             progress.update_absolute(step, total)
 
-        tokens, losses = invert_motion(model, latents, condition_latent, init_embedding.tokens, settings, on_step)
+        metadata = dict(init_embedding.metadata, fps=fps, motion_bucket_id=motion_bucket_id,
+                        augmentation_level=augmentation_level, width=reference.shape[2], height=reference.shape[1],
+                        source_video=source_name or "unknown", base_model=fingerprint, learning_rate=learning_rate,
+                        seed=settings.seed)
+        tokens, losses, _ = run_inversion(model, latents, condition_latent, init_embedding.tokens, settings, files,
+                                          fingerprint, reference_fingerprint, resumed, on_step, metadata)
         result = init_embedding.replace(
-            tokens, steps=int(init_embedding.metadata.get("steps", 0)) + steps, final_loss=losses[-1],
-            fps=fps, motion_bucket_id=motion_bucket_id, augmentation_level=augmentation_level,
-            width=reference.shape[2], height=reference.shape[1], source_video=source_name or "unknown",
-            base_model=model_fingerprint(model), learning_rate=learning_rate, seed=seed)
+            tokens, **dict(metadata, steps=int(init_embedding.metadata.get("steps", 0)) + steps,
+                           final_loss=losses[-1]))
         return io.NodeOutput(result, loss_curve_image(losses))

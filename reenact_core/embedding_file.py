@@ -12,6 +12,9 @@ from .motion_embedding import MotionEmbedding
 
 FORMAT_NAME = "reenact-anything/motion-embedding"
 FORMAT_VERSION = 1
+# A run checkpoint (run_checkpoints.py) holds the same tokens tensor and shape metadata, so an
+# intermediate checkpoint loads as an embedding too.
+RUN_CHECKPOINT_FORMAT = "reenact-anything/run-checkpoint"
 TENSOR_KEY = "motion_tokens"
 PICKLE_EXTENSIONS = (".pt", ".pth", ".ckpt", ".bin", ".pkl")
 TEXT_FIELDS = {"source_video", "base_model", "init"}
@@ -92,7 +95,7 @@ def load_embedding(path: str) -> MotionEmbedding:
         with safetensors.safe_open(path, framework="pt") as f:
             metadata = f.metadata() or {}
             keys = list(f.keys())
-            if metadata.get("format") != FORMAT_NAME:
+            if metadata.get("format") not in (FORMAT_NAME, RUN_CHECKPOINT_FORMAT):
                 raise ReenactError(f"expected a Reenact Anything motion embedding, got {name}, a .safetensors "
                                    f"file without our metadata (tensors: {', '.join(keys[:3])}"
                                    f"{', ...' if len(keys) > 3 else ''}); is it a LoRA or a checkpoint?")

@@ -123,15 +123,82 @@ def evaluate_loss(model_patcher, reference_latents, condition_latent, tokens, se
 StepCallback = Callable[[int, int, float], None]
 
 
+@dataclass
+class RunState:
+    """Everything a run needs to go on exactly where it stopped (run_checkpoints.py writes it to disk).
+
+    `optimizer` holds AdamW's per-parameter state tensors (step, exp_avg, exp_avg_sq); `rng_state` is the
+    CPU generator's state after `step` draws; `scaler` is the fp16 loss scaler's state ({} when off).
+    """
+    step: int
+    tokens: torch.Tensor
+    optimizer: dict
+    scaler: dict
+    rng_state: torch.Tensor
+    losses: list
+
+
+CheckpointCallback = Callable[[RunState], None]
+
+
+class NonFiniteLoss(ReenactError):
+    """The loss or the tokens stopped being finite; carries the last tokens whose loss was finite."""
+
+    def __init__(self, message: str, last_good_tokens: torch.Tensor, good_steps: int, losses: list):
+        super().__init__(message)
+        self.last_good_tokens = last_good_tokens
+        self.good_steps = good_steps
+        self.losses = losses
+
+
+def _snapshot(step, tokens, optimizer, scaler, generator, losses) -> RunState:
+    state = optimizer.state.get(tokens, {})
+    return RunState(step=step, tokens=tokens.detach().cpu().clone(),
+                    optimizer={k: v.detach().cpu().clone() for k, v in state.items()},
+                    scaler=dict(scaler.state_dict()), rng_state=generator.get_state(), losses=list(losses))
+
+
+def _restore(resume: RunState, tokens, optimizer, scaler, generator):
+    """Put AdamW's state tensors, the loss scale and the RNG back; param groups stay from the settings."""
+    if resume.optimizer:
+        saved = optimizer.state_dict()
+        saved["state"] = {0: {k: v.clone() for k, v in resume.optimizer.items()}}
+        optimizer.load_state_dict(saved)
+    if resume.scaler and scaler.is_enabled():
+        scaler.load_state_dict(resume.scaler)
+    generator.set_state(resume.rng_state)
+
+
+def _non_finite_message(what, step, sigma, dtype, learning_rate):
+    """Names the setting to change: fp16 overflows first; in bf16/fp32 the step size is the usual cause."""
+    if dtype == torch.float16:
+        change = f"set precision to bf16 or fp32 (fp16 overflows), or lower the learning_rate (now {learning_rate:g})"
+    elif dtype == torch.bfloat16:
+        change = f"lower the learning_rate (now {learning_rate:g}), or set precision to fp32"
+    else:
+        change = f"lower the learning_rate (now {learning_rate:g})"
+    return (f"expected a finite {what}, got a non-finite one at step {step} (sigma {sigma:.3g}) with the UNet "
+            f"computing in {str(dtype).removeprefix('torch.')}; {change}")
+
+
 def invert_motion(model_patcher, reference_latents, condition_latent, init_tokens,
-                  settings: InversionSettings, on_step: StepCallback | None = None):
+                  settings: InversionSettings, on_step: StepCallback | None = None,
+                  resume: RunState | None = None, save_every: int = 0,
+                  on_checkpoint: CheckpointCallback | None = None):
     """Optimise motion tokens (F+1, N, D) so the frozen SVD denoises the reference video.
 
-    Returns (tokens on CPU in fp32, per-step losses). The MODEL's outputs are unchanged afterwards.
+    Returns (tokens on CPU in fp32, per-step losses). The MODEL's outputs are unchanged afterwards,
+    whether the run ends, raises or is cancelled (on_step may raise to cancel).
+    `resume` continues a run from its saved state, bit for bit on a CPU; `on_checkpoint` gets the
+    state every `save_every` steps (0 = never). A non-finite loss raises NonFiniteLoss with the last
+    tokens whose loss was finite.
     """
     if init_tokens.shape[0] - 1 != reference_latents.shape[0]:
         raise ReenactError(f"expected an initial embedding with {reference_latents.shape[0]} frame slots "
                            f"to match the reference, got {init_tokens.shape[0] - 1}")
+    if resume is not None and resume.step >= settings.steps:
+        raise ReenactError(f"expected steps above the checkpoint's step {resume.step} to resume, "
+                           f"got {settings.steps}")
     plan = plan_run(settings.memory_mode, settings.checkpointing, settings.precision, model_patcher.model,
                     model_patcher.load_device)
     if plan.free_other_models:
@@ -140,29 +207,38 @@ def invert_motion(model_patcher, reference_latents, condition_latent, init_token
     objective = DenoisingObjective(model_patcher, reference_latents, condition_latent, settings)
     ms = objective.model.model_sampling
     generator = torch.Generator().manual_seed(settings.seed)
-    losses = []
     with torch.inference_mode(False), torch.enable_grad():
-        tokens = init_tokens.detach().clone().to(objective.device, torch.float32).requires_grad_(True)
+        start = init_tokens if resume is None else resume.tokens
+        tokens = start.detach().clone().to(objective.device, torch.float32).requires_grad_(True)
         optimizer = torch.optim.AdamW([tokens], lr=settings.learning_rate, weight_decay=settings.weight_decay)
-        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, settings))
         scaler = loss_scaler(plan.dtype, objective.device)
+        first, losses = 0, []
+        if resume is not None:
+            _restore(resume, tokens, optimizer, scaler, generator)
+            first, losses = resume.step, list(resume.losses)
         with prepared_for_backward(objective.model.diffusion_model, plan.checkpointing), \
                 computing_in(objective.model, plan.dtype):
             bound = objective.bind(tokens)
-            for step in range(settings.steps):
+            for step in range(first, settings.steps):
+                lr = settings.learning_rate * lr_factor(step, settings)
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
                 sigma, noise = draw_sigma_and_noise(generator, objective.x0.shape, settings, ms)
                 loss = objective.loss(bound, sigma, noise)
                 if not torch.isfinite(loss):
-                    raise ReenactError(
-                        f"the loss became {loss.item()} at step {step + 1} (sigma {sigma:.3g}) with the UNet "
-                        f"computing in {str(plan.dtype).removeprefix('torch.')}; set precision to bf16 or fp32 "
-                        f"(fp16 overflows), or lower the learning rate")
+                    raise NonFiniteLoss(_non_finite_message("loss", step + 1, sigma, plan.dtype, lr),
+                                        tokens.detach().cpu().clone(), step, losses)
+                before = tokens.detach().clone()
                 optimizer.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()
                 scaler.step(optimizer)
                 scaler.update()
-                schedule.step()
+                if not torch.isfinite(tokens).all():
+                    raise NonFiniteLoss(_non_finite_message("embedding after the update", step + 1, sigma,
+                                                            plan.dtype, lr), before.cpu(), step, losses)
                 losses.append(loss.item())
+                if save_every > 0 and on_checkpoint is not None and (step + 1) % save_every == 0:
+                    on_checkpoint(_snapshot(step + 1, tokens, optimizer, scaler, generator, losses))
                 if on_step is not None:
                     on_step(step + 1, settings.steps, losses[-1])
         result = tokens.detach().cpu().clone()

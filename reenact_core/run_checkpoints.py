@@ -1,0 +1,164 @@
+"""Run checkpoints: save every K steps, keep the newest few, resume bit for bit.
+
+Why: an inversion takes about an hour on a big GPU; a crash, a Cancel or an fp16 overflow must not
+cost the hour. A checkpoint holds what the next step depends on, nothing more: the tokens, AdamW's
+state tensors, the fp16 loss scale, the CPU generator's state and the losses so far. Tensors go in
+a .safetensors file, everything else in its metadata as JSON, so loading one never runs code (no
+pickle). Each run, new or resumed, writes into a fresh folder checkpoints/<run name>_NNNNN/, so no
+file is ever overwritten and pruning only touches that run's own files.
+
+Resuming checks what would make the continued run a different optimisation problem (the model, the
+reference video, the embedding's shape, the noise and conditioning settings) and names every
+difference. Learning rate, schedule, precision and memory settings may change on resume: switching
+to bf16 or a lower learning rate is the remedy for an overflow.
+"""
+import hashlib
+import json
+import os
+import re
+
+import safetensors
+import safetensors.torch
+import torch
+
+from .embedding_file import PICKLE_EXTENSIONS, RUN_CHECKPOINT_FORMAT, TENSOR_KEY, safe_prefix
+from .errors import ReenactError
+from .inversion import InversionSettings, RunState
+
+FORMAT_NAME = RUN_CHECKPOINT_FORMAT
+FORMAT_VERSION = 1
+CHECKPOINTS_SUBFOLDER = "checkpoints"
+STEP_FILE = re.compile(r"step_(\d{6,})\.safetensors$")
+# Settings that define the optimisation problem: a resumed run must use the checkpoint's values.
+PROBLEM_SETTINGS = ("sigma_log_mean", "sigma_log_std", "fps", "motion_bucket_id", "augmentation_level")
+
+
+def tensor_fingerprint(t: torch.Tensor) -> str:
+    """Short hash of a tensor's values: tells reference videos apart without keeping them."""
+    data = t.detach().float().cpu().contiguous().numpy().tobytes()
+    return hashlib.sha256(data).hexdigest()[:12]
+
+
+def new_run_folder(embeddings_folder: str, run_name: str) -> str:
+    """A fresh checkpoints/<run_name>_NNNNN folder, created atomically (never shared with another run)."""
+    name = safe_prefix(run_name)
+    parent = os.path.join(embeddings_folder, CHECKPOINTS_SUBFOLDER, os.path.dirname(name))
+    base = os.path.basename(name)
+    os.makedirs(parent, exist_ok=True)
+    counter = 1 + max((int(m.group(1)) for f in os.listdir(parent)
+                       if (m := re.fullmatch(re.escape(base) + r"_(\d{5})", f))), default=0)
+    while True:
+        folder = os.path.join(parent, f"{base}_{counter:05}")
+        try:
+            os.mkdir(folder)
+            return folder
+        except FileExistsError:
+            counter += 1
+
+
+def list_checkpoints(embeddings_folder: str) -> list[str]:
+    """Run checkpoint files under checkpoints/, relative to the embeddings folder, '/'-separated, sorted."""
+    root = os.path.join(embeddings_folder, CHECKPOINTS_SUBFOLDER)
+    found = []
+    for folder, _, files in os.walk(root):
+        for f in files:
+            if STEP_FILE.match(f):
+                found.append(os.path.relpath(os.path.join(folder, f), embeddings_folder).replace(os.sep, "/"))
+    return sorted(found)
+
+
+def _header_strings(header: dict) -> dict:
+    return {k: json.dumps(v) for k, v in header.items()}
+
+
+def save_checkpoint(state: RunState, run_folder: str, header: dict, keep: int) -> str:
+    """Write step_NNNNNN.safetensors into the run's folder, then delete the oldest beyond `keep` (0 = all)."""
+    path = os.path.join(run_folder, f"step_{state.step:06}.safetensors")
+    tensors = {TENSOR_KEY: state.tokens.float().contiguous(),
+               "rng_state": state.rng_state.contiguous(),
+               "losses": torch.tensor(state.losses, dtype=torch.float64)}
+    tensors.update({f"adamw.{k}": v.contiguous() for k, v in state.optimizer.items()})
+    frames, tokens, dim = state.tokens.shape
+    meta = dict(header, step=state.step, scaler=state.scaler, frames=frames - 1, tokens=tokens, dim=dim)
+    strings = _header_strings(meta)
+    strings.update(format=FORMAT_NAME, format_version=str(FORMAT_VERSION))
+    os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY))  # refuses to overwrite
+    tmp = path + ".tmp"
+    try:
+        safetensors.torch.save_file(tensors, tmp, metadata=strings)
+        os.replace(tmp, path)
+    except BaseException:
+        for leftover in (tmp, path):
+            if os.path.exists(leftover):
+                os.remove(leftover)
+        raise
+    if keep > 0:
+        steps = sorted((int(m.group(1)), f) for f in os.listdir(run_folder) if (m := STEP_FILE.match(f)))
+        for _, f in steps[:-keep]:
+            os.remove(os.path.join(run_folder, f))
+    return path
+
+
+def load_checkpoint(path: str) -> tuple[RunState, dict]:
+    """(RunState, header) from a run checkpoint; refuses pickles, other files and truncated ones."""
+    name = os.path.basename(path)
+    if name.lower().endswith(PICKLE_EXTENSIONS) or not name.lower().endswith(".safetensors"):
+        raise ReenactError(f"expected a .safetensors run checkpoint, got {name}")
+    if not os.path.isfile(path):
+        raise ReenactError(f"expected a run checkpoint file, got a path that does not exist: {path}")
+    try:
+        with safetensors.safe_open(path, framework="pt") as f:
+            raw = f.metadata() or {}
+            if raw.get("format") != FORMAT_NAME:
+                raise ReenactError(f"expected a Reenact Anything run checkpoint, got {name} with format "
+                                   f"{raw.get('format', 'none')!r}")
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except ReenactError:
+        raise
+    except Exception as e:
+        raise ReenactError(f"expected a readable run checkpoint, {name} is truncated or corrupt "
+                           f"({type(e).__name__}: {e})") from e
+    if int(raw.get("format_version", "0")) > FORMAT_VERSION:
+        raise ReenactError(f"expected a run checkpoint of format version <= {FORMAT_VERSION}, {name} has "
+                           f"{raw['format_version']}: update the Reenact Anything nodes")
+    header = {k: json.loads(v) for k, v in raw.items() if k not in ("format", "format_version")}
+    state = RunState(step=int(header["step"]), tokens=tensors[TENSOR_KEY],
+                     optimizer={k.removeprefix("adamw."): v for k, v in tensors.items() if k.startswith("adamw.")},
+                     scaler=header.get("scaler") or {}, rng_state=tensors["rng_state"],
+                     losses=tensors["losses"].tolist())
+    return state, header
+
+
+def run_header(settings: InversionSettings, model_fingerprint: str, reference_fingerprint: str,
+               run_name: str, resumed_from: str | None = None) -> dict:
+    return {"settings": settings.as_dict(), "model": model_fingerprint, "reference": reference_fingerprint,
+            "run_name": run_name, "resumed_from": resumed_from}
+
+
+def resume_differences(header: dict, state: RunState, settings: InversionSettings, model_fingerprint: str,
+                       reference_fingerprint: str, init_shape) -> list[str]:
+    """Every way this run differs from the checkpoint's in what it optimises, as 'what (checkpoint X, now Y)'."""
+    diffs = []
+    saved = header.get("settings", {})
+    now = settings.as_dict()
+    for key in PROBLEM_SETTINGS:
+        if saved.get(key) != now[key]:
+            diffs.append(f"{key} (checkpoint {saved.get(key)}, now {now[key]})")
+    if header.get("model") != model_fingerprint:
+        diffs.append(f"model (checkpoint {header.get('model')}, now {model_fingerprint})")
+    if header.get("reference") != reference_fingerprint:
+        diffs.append(f"reference frames (checkpoint {header.get('reference')}, now {reference_fingerprint})")
+    if tuple(state.tokens.shape) != tuple(init_shape):
+        diffs.append(f"embedding shape (checkpoint {tuple(state.tokens.shape)}, now {tuple(init_shape)})")
+    return diffs
+
+
+def require_resumable(name: str, header: dict, state: RunState, settings: InversionSettings,
+                      model_fingerprint: str, reference_fingerprint: str, init_shape) -> None:
+    diffs = resume_differences(header, state, settings, model_fingerprint, reference_fingerprint, init_shape)
+    if diffs:
+        raise ReenactError(f"expected the same run to resume {name}, got one that differs in: {'; '.join(diffs)}. "
+                           f"Set these back, or start a new run (resume = none)")
+    if settings.steps <= state.step:
+        raise ReenactError(f"expected steps above the checkpoint's step {state.step} to resume {name}, "
+                           f"got {settings.steps}")
