@@ -28,8 +28,12 @@ def require_embedding_fits(model_patcher, embedding):
     require_svd(model_patcher)
     dim = context_dim(model_patcher)
     if embedding.dim != dim:
+        source = ""
+        if embedding.metadata.get("init") == "clip":
+            source = (f" from Inflate CLIP Embedding: its CLIP_VISION projects to {embedding.dim}, not this "
+                      f"model's {dim}; use the CLIP_VISION of the same SVD checkpoint")
         raise ReenactError(f"expected a motion embedding of dim {dim} to match this model's "
-                           f"cross-attention, got dim {embedding.dim}")
+                           f"cross-attention, got dim {embedding.dim}{source}")
 
 
 def require_vae_for(model_patcher, vae):

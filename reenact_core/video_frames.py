@@ -3,6 +3,7 @@ import math
 import os
 from dataclasses import dataclass
 
+import av
 import cv2
 import numpy as np
 import torch
@@ -38,6 +39,24 @@ class FrameSelection:
         return f"{self.count} frames from frame {self.start}, {how} (source {source_fps:g} fps)"
 
 
+def require_video_stream(path: str) -> None:
+    """Cheap container probe (headers only, PyAV as ComfyUI's own video nodes use): an empty file or one
+    without a video stream (audio only, or a container with no frames written) is named as such.
+    Files PyAV cannot open at all are left to OpenCV, which reads some that PyAV does not."""
+    name = os.path.basename(path)
+    if os.path.getsize(path) == 0:
+        raise ReenactError(f"expected a video file with frames, got {name}, which is empty (0 bytes)")
+    try:
+        container = av.open(path)
+    except Exception:  # noqa: BLE001 - PyAV raises many FFmpeg error types; OpenCV gets its turn
+        return
+    with container:
+        if not container.streams.video:
+            kinds = sorted({s.type for s in container.streams})
+            found = f"only {' and '.join(kinds)} streams" if kinds else "no streams at all (no frames)"
+            raise ReenactError(f"expected a video with a video stream, got {name}, which has {found}")
+
+
 def read_video_frames(path: str, selection: FrameSelection):
     """Decode the selected frames of a video file; returns (IMAGE (F,H,W,3) in [0,1], source fps).
 
@@ -46,6 +65,7 @@ def read_video_frames(path: str, selection: FrameSelection):
     """
     if not os.path.isfile(path):
         raise ReenactError(f"expected a video file, got a path that does not exist: {path}")
+    require_video_stream(path)
     capture = cv2.VideoCapture(path)
     try:
         if not capture.isOpened():
@@ -74,7 +94,8 @@ def read_video_frames(path: str, selection: FrameSelection):
                            f"(empty, audio-only or corrupt)")
     if len(frames) < len(wanted):
         raise ReenactError(f"expected {selection.describe(source_fps)}, but {os.path.basename(path)} has only "
-                           f"{index} frames, which gives {len(frames)}: lower the frame count, start or stride")
+                           f"{index} frame{'s' if index != 1 else ''}, which gives {len(frames)}: lower the frame "
+                           f"count, start or stride")
     stacked = np.stack([frames[i] for i in wanted])
     return torch.from_numpy(stacked).float().div_(255.0), source_fps
 

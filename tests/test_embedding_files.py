@@ -69,10 +69,11 @@ def test_unsafe_prefixes_refused(tmp_folders, prefix):
     assert not list((tmp_folders).rglob("escape*"))
 
 
-def test_pickle_refused_with_reason(tmp_folders):
-    torch.save({"x": torch.zeros(1)}, tmp_folders / "embeddings" / "old.pt")
-    with pytest.raises(ValueError, match=r"expected a \.safetensors motion embedding, got old\.pt.*pickle"):
-        load("old.pt")
+@pytest.mark.parametrize("name", ["old.pt", "old.ckpt"])
+def test_pickle_refused_with_reason(tmp_folders, name):
+    torch.save({"x": torch.zeros(1)}, tmp_folders / "embeddings" / name)
+    with pytest.raises(ValueError, match=rf"expected a \.safetensors motion embedding, got {name}.*pickle"):
+        load(name)
 
 
 def test_corrupt_file_is_a_clear_error(tmp_folders):

@@ -25,6 +25,20 @@ def small_sd15():
     return comfy.model_patcher.ModelPatcher(model, torch.device("cpu"), torch.device("cpu"))
 
 
+def small_sdxl():
+    """SDXL's class with a tiny UNet (its 2816-wide ADM input and 2048-d context, as ComfyUI builds SDXL)."""
+    config = {"use_checkpoint": False, "image_size": 32, "use_spatial_transformer": True, "legacy": False,
+              "in_channels": 4, "out_channels": 4, "model_channels": 32, "num_res_blocks": [1],
+              "channel_mult": [1], "transformer_depth": [1], "transformer_depth_output": [1, 1],
+              "transformer_depth_middle": 1, "use_linear_in_transformer": True, "context_dim": 2048,
+              "num_head_channels": 32, "use_temporal_attention": False, "use_temporal_resblock": False,
+              "adm_in_channels": 2816, "num_classes": "sequential"}
+    with torch.inference_mode():
+        model = comfy.supported_models.SDXL(config).get_model({})
+        init_weights(model.diffusion_model, 0)
+    return comfy.model_patcher.ModelPatcher(model, torch.device("cpu"), torch.device("cpu"))
+
+
 def optimise(model, vae, frames, embedding, **overrides):
     inputs = dict(model=model, vae=vae, reference=frames, init_embedding=embedding, steps=2, learning_rate=0.01,
                   seed=0, sigma_log_mean=0.7, sigma_log_std=1.6, augmentation_level=0.0, fps=6,
@@ -38,9 +52,46 @@ def frames():
     return torch.rand(FRAMES, 64, 64, 3)
 
 
-def test_non_svd_model_named(small_vae, frames):
-    with pytest.raises(ValueError, match="expected an SVD image-to-video MODEL.*got SD15"):
-        optimise(small_sd15(), small_vae, frames, MotionEmbedding(torch.randn(FRAMES + 1, 2, 64)))
+@pytest.mark.parametrize("make,family", [(small_sd15, "SD15"), (small_sdxl, "SDXL")])
+def test_non_svd_model_named(small_vae, frames, make, family):
+    with pytest.raises(ValueError, match=f"expected an SVD image-to-video MODEL.*got {family}$"):
+        optimise(make(), small_vae, frames, MotionEmbedding(torch.randn(FRAMES + 1, 2, 64)))
+
+
+def test_vae_with_other_latent_channels_named(small_svd, frames):
+    """A VAE of another family (16 latent channels, like SD3/Flux) cannot feed SVD's 8-channel input."""
+    import comfy.sd
+    from comfy.ldm.models.autoencoder import AutoencoderKL
+    ddconfig = {"double_z": True, "z_channels": 16, "resolution": 64, "in_channels": 3, "out_ch": 3, "ch": 32,
+                "ch_mult": [1, 1], "num_res_blocks": 1, "attn_resolutions": [], "dropout": 0.0}
+    module = init_weights(AutoencoderKL(ddconfig=ddconfig, embed_dim=16), 3)
+    vae = comfy.sd.VAE(sd=module.state_dict(), config={"params": {"ddconfig": ddconfig, "embed_dim": 16}})
+    with pytest.raises(ValueError, match="expected a VAE with 4 latent channels.*got one with 16"):
+        optimise(small_svd, vae, frames, MotionEmbedding(torch.randn(FRAMES + 1, 2, 64)))
+
+
+def test_clip_vision_of_another_width_named(small_svd, small_vae, frames):
+    """A CLIP vision projecting to 32 (not the SVD's 64) makes an embedding Optimize names as the CLIP's fault."""
+    from reenact_testkit.small_models import make_small_clip_vision
+    with torch.inference_mode():
+        other_clip = make_small_clip_vision(seed=4, projection_dim=32)
+    (init,) = run_node("InflateCLIPEmbedding", clip_vision=other_clip, images=frames, tokens_per_frame=2,
+                       init_noise=0.1, seed=0, frames_if_single_image=14)
+    with pytest.raises(ValueError, match="expected a motion embedding of dim 64 .*got dim 32 from Inflate CLIP "
+                                         "Embedding: its CLIP_VISION projects to 32, not this model's 64"):
+        optimise(small_svd, small_vae, frames, init)
+
+
+def test_conditioning_from_another_clip_vision_named(small_svd, small_vae, small_clip_vision):
+    """At transfer: SVD_img2vid_Conditioning fed a 32-wide CLIP vision vs a 64-wide embedding."""
+    from helpers import apply_motion, svd_conditioning
+    from reenact_testkit.small_models import make_small_clip_vision
+    with torch.inference_mode():
+        other_clip = make_small_clip_vision(seed=4, projection_dim=32)
+    positive, negative, latent = svd_conditioning(other_clip, small_vae, torch.rand(1, 64, 64, 3), FRAMES)
+    with pytest.raises(ValueError, match="expected a motion embedding of dim 32 to match the conditioning's "
+                                         "CLIP vision dim, got dim 64"):
+        apply_motion(positive, negative, MotionEmbedding(torch.randn(FRAMES + 1, 2, 64)), latent)
 
 
 def test_embedding_dim_mismatch_named(small_svd, small_vae, frames):
@@ -56,6 +107,16 @@ def test_frame_count_mismatch_named(small_svd, small_vae, frames):
 def test_size_not_multiple_of_64_named(small_svd, small_vae):
     with pytest.raises(ValueError, match="multiples of 64, got 96x64"):
         optimise(small_svd, small_vae, torch.rand(FRAMES, 64, 96, 3), MotionEmbedding(torch.randn(FRAMES + 1, 2, 64)))
+
+
+def test_huge_resolution_named_before_any_work(small_svd, small_vae):
+    """4160 wide passes the multiple-of-64 rule but not the 4096 limit; caught before the VAE runs."""
+    frames = torch.rand(FRAMES, 64, 4160, 3)
+    with pytest.raises(ValueError, match="expected width and height of at most 4096, got 4160x64"):
+        optimise(small_svd, small_vae, frames, MotionEmbedding(torch.randn(FRAMES + 1, 2, 64)))
+    from nodes import NODE_CLASS_MAPPINGS
+    message = NODE_CLASS_MAPPINGS["LoadMotionReference"].validate_inputs(width=8192, height=576)
+    assert message == "expected width and height of at most 4096, got 8192x576"
 
 
 @pytest.mark.parametrize("steps,lr,message", [(0, 0.01, "steps of at least 1, got 0"),

@@ -80,10 +80,50 @@ def test_resize_modes_keep_or_ignore_aspect(tmp_folders, mode):
 
 def test_missing_and_corrupt_files(tmp_folders):
     (tmp_folders / "input" / "broken.mp4").write_bytes(b"not a video at all" * 100)
-    with pytest.raises(ValueError, match="broken.mp4"):
+    with pytest.raises(ValueError, match="expected a readable video .*could not open broken.mp4: it may be corrupt"):
         load("broken.mp4")
     with pytest.raises(ValueError, match="does not exist"):
         load("nothing_here.mp4")
+
+
+def write_audio_only(path):
+    """An mp4 holding one AAC audio stream and no video, written with PyAV."""
+    import av
+    with av.open(str(path), "w", format="mp4") as container:
+        stream = container.add_stream("aac", rate=16000)
+        stream.layout = "mono"
+        for _ in range(10):
+            frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+            frame.sample_rate = 16000
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+
+
+def write_no_frames(path):
+    """An mp4 whose video stream got no frames: the muxer writes a valid file with no stream in it."""
+    import av
+    with av.open(str(path), "w", format="mp4") as container:
+        stream = container.add_stream("mpeg4", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 64, 64, "yuv420p"
+        container.start_encoding()
+
+
+@pytest.mark.parametrize("name,make,message", [
+    ("zero_bytes.mp4", lambda p: p.write_bytes(b""), "expected a video file with frames, got zero_bytes.mp4, "
+                                                     r"which is empty \(0 bytes\)"),
+    ("no_frames.mp4", write_no_frames, "expected a video with a video stream, got no_frames.mp4, which has no "
+                                       r"streams at all \(no frames\)"),
+    ("voice.mp4", write_audio_only, "expected a video with a video stream, got voice.mp4, which has only audio "
+                                    "streams"),
+    ("single.mp4", lambda p: write_mp4(p, 1, 64, 64), r"expected 4 frames from frame 0, every 1 frame\(s\) "
+                                                      r".*single.mp4 has only 1 frame, which gives 1"),
+])
+def test_empty_audio_only_and_single_frame_files(tmp_folders, name, make, message):
+    make(tmp_folders / "input" / name)
+    with pytest.raises(ValueError, match=message):
+        load(name)
 
 
 def test_long_video_is_not_read_whole(tmp_folders, monkeypatch):
