@@ -1,8 +1,8 @@
 // Live loss curve on the Optimize Motion Embedding node.
 // The server sends "reenact_anything.loss" events ({node, total, reset, points: [[step, loss], ...]});
 // this extension keeps the points on the node and draws them in a panel under its widgets.
-import { app } from "../../scripts/app.js";
-import { api } from "../../scripts/api.js";
+import { app } from "../../../scripts/app.js";
+import { api } from "../../../scripts/api.js";
 
 const EVENT = "reenact_anything.loss";
 const NODE_TYPE = "OptimizeMotionEmbedding";
