@@ -13,8 +13,8 @@ from ..reenact_core.inversion import LR_SCHEDULES, InversionSettings
 from ..reenact_core.inversion_job import NO_RESUME, RunFiles, files_problem, load_resume, run_inversion
 from ..reenact_core.loss_plot import loss_curve_image
 from ..reenact_core.memory_mode import MEMORY_MODES
-from ..reenact_core.model_checks import (model_fingerprint, require_embedding_fits, require_svd,
-                                         require_vae_for)
+from ..reenact_core.model_checks import (model_fingerprint, require_embedding_fits, require_latents_fit,
+                                         require_svd, require_vae_for)
 from ..reenact_core.precision import PRECISIONS
 from ..reenact_core.run_checkpoints import list_checkpoints, tensor_fingerprint
 from .common import CATEGORY, EMBEDDINGS_FOLDER, MotionEmbeddingType, size_problem
@@ -156,6 +156,7 @@ class OptimizeMotionEmbedding(io.ComfyNode):
         resumed, settings = load_resume(files, settings, fingerprint, reference_fingerprint,
                                         init_embedding.tokens.shape)
         latents, condition_latent = encode_reference(vae, reference, augmentation_level, settings.seed)
+        require_latents_fit(model, latents, reference.shape[2], reference.shape[1])
         progress = comfy.utils.ProgressBar(steps)
         loss_events = LossEvents(cls.hidden.unique_id if cls.hidden else None, steps)
 

@@ -50,3 +50,16 @@ def model_fingerprint(model_patcher) -> str:
     weight = model_patcher.model.diffusion_model.input_blocks[0][0].weight
     digest = hashlib.sha256(weight.detach().float().cpu().numpy().tobytes()).hexdigest()[:12]
     return f"{model_family(model_patcher)}:{digest}"
+
+
+def require_latents_fit(model_patcher, latents, width: int, height: int):
+    """The encoded reference must have the latent channels and 8x downscale SVD's UNet takes.
+
+    Checked on the actual latents too (a cheap encode, before any step): a VAE's `latent_channels`
+    attribute is only as right as the config it was built from.
+    """
+    channels = int(model_patcher.model.model_config.unet_config["in_channels"]) // 2
+    expected = (latents.shape[0], channels, height // 8, width // 8)
+    if tuple(latents.shape) != expected:
+        raise ReenactError(f"expected the VAE to encode the reference to latents of shape {expected} (the SVD "
+                           f"checkpoint's own VAE: {channels} channels, 8x smaller), got {tuple(latents.shape)}")

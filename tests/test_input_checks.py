@@ -34,8 +34,7 @@ def small_sdxl():
               "num_head_channels": 32, "use_temporal_attention": False, "use_temporal_resblock": False,
               "adm_in_channels": 2816, "num_classes": "sequential"}
     with torch.inference_mode():
-        model = comfy.supported_models.SDXL(config).get_model({})
-        init_weights(model.diffusion_model, 0)
+        model = comfy.supported_models.SDXL(config).get_model({})  # never run: the check refuses it first
     return comfy.model_patcher.ModelPatcher(model, torch.device("cpu"), torch.device("cpu"))
 
 
@@ -59,13 +58,21 @@ def test_non_svd_model_named(small_vae, frames, make, family):
 
 
 def test_vae_with_other_latent_channels_named(small_svd, frames):
-    """A VAE of another family (16 latent channels, like SD3/Flux) cannot feed SVD's 8-channel input."""
+    """A VAE of another family (16 latent channels, like SD3/Flux) cannot feed SVD's 8-channel input.
+
+    Built from a config, this VAE reports ComfyUI's default latent_channels (4), so only the check on the
+    encoded latents catches it, right after the encode and before any step.
+    """
     import comfy.sd
     from comfy.ldm.models.autoencoder import AutoencoderKL
     ddconfig = {"double_z": True, "z_channels": 16, "resolution": 64, "in_channels": 3, "out_ch": 3, "ch": 32,
-                "ch_mult": [1, 1], "num_res_blocks": 1, "attn_resolutions": [], "dropout": 0.0}
+                "ch_mult": [1, 1, 1, 1], "num_res_blocks": 1, "attn_resolutions": [], "dropout": 0.0}
     module = init_weights(AutoencoderKL(ddconfig=ddconfig, embed_dim=16), 3)
     vae = comfy.sd.VAE(sd=module.state_dict(), config={"params": {"ddconfig": ddconfig, "embed_dim": 16}})
+    with pytest.raises(ValueError, match=r"expected the VAE to encode the reference to latents of shape "
+                                         r"\(4, 4, 8, 8\) .*got \(4, 16, 8, 8\)"):
+        optimise(small_svd, vae, frames, MotionEmbedding(torch.randn(FRAMES + 1, 2, 64)))
+    vae.latent_channels = 16  # as ComfyUI sets it for a 16-channel VAE loaded from a checkpoint file
     with pytest.raises(ValueError, match="expected a VAE with 4 latent channels.*got one with 16"):
         optimise(small_svd, vae, frames, MotionEmbedding(torch.randn(FRAMES + 1, 2, 64)))
 
