@@ -1,0 +1,160 @@
+"""Motion-transfer fidelity on the toy SVD: invert a reference video, apply it to another first frame.
+
+The pack's own core path, entered at the latent level (the toy has no VAE, so the IMAGE-taking nodes
+are skipped; they are tested elsewhere on small models and in the end-to-end server tests):
+- inversion: reenact_core.inversion.invert_motion, the function OptimizeMotionEmbedding calls;
+- transfer: reenact_core.motion_conditioning (via toy_svd.conditioning_for), the transform
+  ApplyMotionEmbedding uses, then ComfyUI's common_ksampler (toy_svd.sample_video).
+
+A case is a reference video and a target first frame with a new colour, width and start position;
+the target's expected path is the reference's path displaced to the target's start.
+Methods: "plain" (null token, no inversion), "shared" (one token tied over all F+1 slots, F'=1),
+"per_frame" with N tokens per slot (the full method; the toy was trained with N=1).
+Init: the null token (all zeros, the toy's "no motion information") plus seeded noise of std 0.01;
+the toy has no CLIP to give an image-derived init.
+"""
+from dataclasses import dataclass, replace
+
+import torch
+
+from reenact_core.backward_ready import prepared_for_backward
+from reenact_core.inversion import DenoisingObjective, InversionSettings, draw_sigma_and_noise, invert_motion
+from reenact_core.memory_mode import plan_run
+from reenact_core.precision import computing_in
+
+from . import toy_svd, toy_world
+
+INIT_NOISE = 0.01
+
+
+@dataclass
+class Case:
+    reference: toy_world.ToyVideo
+    target: toy_world.ToyVideo      # same offsets as the reference, new colour, width and start
+    width: float                    # the target blob's width, for the appearance score
+
+
+def make_cases(count, seed):
+    """`count` (reference, target) pairs; targets share the reference's offsets, nothing else."""
+    gen = torch.Generator().manual_seed(seed)
+    cases = []
+    for _ in range(count):
+        reference = toy_world.make_video(gen)
+        offsets = reference.path - reference.path[:1]
+        state = gen.get_state()
+        target = toy_world.make_video(gen, kind=reference.kind, offsets=offsets)
+        width = _recover_width(state, offsets)
+        target.label = reference.label
+        cases.append(Case(reference, target, width))
+    return cases
+
+
+def _recover_width(state, offsets):
+    """The width make_video drew (it does not return it): replay the generator from `state`."""
+    gen = torch.Generator()
+    gen.set_state(state)
+    toy_world.random_colour(gen)
+    return 1.0 + 0.6 * float(torch.rand((), generator=gen))
+
+
+def init_tokens(frames, n, seed, dim=toy_world.CONTEXT_DIM):
+    """(F+1, N, D) neutral init: the null token plus seeded noise (std INIT_NOISE)."""
+    gen = torch.Generator().manual_seed(seed)
+    return INIT_NOISE * torch.randn(frames + 1, n, dim, generator=gen)
+
+
+def invert_shared(patcher, reference_latents, condition_latent, settings: InversionSettings):
+    """F'=1: one (1, 1, D) token tied over all F+1 slots, optimised with invert_motion's loss and draws.
+
+    Mirrors invert_motion's loop (AdamW, same settings and sigma/noise draws, same DenoisingObjective
+    and conditioning transform); only the parameter is a single row broadcast to every slot.
+    """
+    import comfy.model_management
+    frames = reference_latents.shape[0]
+    plan = plan_run(settings.memory_mode, settings.checkpointing, settings.precision, patcher.model,
+                    patcher.load_device)
+    comfy.model_management.load_models_gpu([patcher])
+    objective = DenoisingObjective(patcher, reference_latents, condition_latent, settings)
+    generator = torch.Generator().manual_seed(settings.seed)
+    token = init_tokens(0, 1, settings.seed)[:1].requires_grad_(True)
+    optimizer = torch.optim.AdamW([token], lr=settings.learning_rate, weight_decay=settings.weight_decay)
+    losses = []
+    with torch.inference_mode(False), torch.enable_grad(), \
+            prepared_for_backward(objective.model.diffusion_model, plan.checkpointing), \
+            computing_in(objective.model, plan.dtype):
+        for _ in range(settings.steps):
+            sigma, noise = draw_sigma_and_noise(generator, objective.x0.shape, settings,
+                                                objective.model.model_sampling)
+            loss = objective.loss(objective.bind(token.expand(frames + 1, 1, -1)), sigma, noise)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.item())
+    return token.detach().expand(frames + 1, 1, -1).clone(), losses
+
+
+def method_tokens(patcher, case, method, n, settings):
+    """Tokens for one case: None for plain, else inverted from the reference video."""
+    ref = case.reference.latents
+    if method == "plain":
+        return None, []
+    if method == "shared":
+        return invert_shared(patcher, ref, ref[:1], settings)
+    if method == "per_frame":
+        return invert_motion(patcher, ref, ref[:1], init_tokens(ref.shape[0], n, settings.seed), settings)
+    if method == "true":
+        return toy_world.motion_embedding_tokens(case.reference.path), []
+    raise ValueError(f"expected a method in plain, shared, per_frame or true, got {method!r}")
+
+
+def blob_colour(frame, centre, width):
+    """Least-squares colour (4,) of a Gaussian blob of `width` at `centre` in one model-space frame."""
+    g = toy_world.render(centre[None], torch.ones(1), width)[0, 0]
+    return torch.einsum("chw,hw->c", frame, g) / g.pow(2).sum()
+
+
+def _cos(a, b):
+    return float(torch.nn.functional.cosine_similarity(a, b, dim=0))
+
+
+def score(sampled, case):
+    """Motion and appearance scores of one transferred video against the case's expected path."""
+    target, reference = case.target, case.reference
+    tracked = toy_world.track(sampled, target.colour)
+    mean_err, end_err = toy_world.motion_errors(tracked, target.path)
+    x = sampled * toy_world.LATENT_SCALE
+    colours = torch.stack([blob_colour(x[f], tracked[f], case.width) for f in range(x.shape[0])])
+    est = colours.mean(0)
+    rendered = toy_world.render(tracked, target.colour, case.width)
+    frame_corr = [float(torch.corrcoef(torch.stack([x[f].flatten(), rendered[f].flatten()]))[0, 1])
+                  for f in range(x.shape[0])]
+    first = float(torch.corrcoef(torch.stack([x[0].flatten(),
+                                              (target.latents[0] * toy_world.LATENT_SCALE).flatten()]))[0, 1])
+    return {"match": toy_world.matches(tracked, target.path), "mean_err": mean_err, "end_err": end_err,
+            "colour_cos_target": _cos(est, target.colour), "colour_cos_reference": _cos(est, reference.colour),
+            "colour_ratio": float(est.norm() / target.colour.norm()),
+            "appearance_corr": sum(frame_corr) / len(frame_corr), "first_frame_corr": first}
+
+
+def run_case(patcher, case, method, n, settings, sample_seed):
+    """Invert (unless plain), transfer to the target's first frame, sample and score."""
+    tokens, losses = method_tokens(patcher, case, method, n, settings)
+    sampled = toy_svd.sample_video(patcher, case.target.latents[:1], tokens, sample_seed)
+    result = score(sampled, case)
+    result["final_loss"] = sum(losses[-20:]) / max(1, len(losses[-20:])) if losses else None
+    return result
+
+
+def summarise(results):
+    """Means over cases: match fraction, path errors and appearance scores."""
+    keys = [k for k in results[0] if k != "final_loss"]
+    out = {k: sum(float(r[k]) for r in results) / len(results) for k in keys}
+    out["cases"] = len(results)
+    return out
+
+
+DEFAULT_SETTINGS = InversionSettings(steps=200, learning_rate=3e-2, checkpointing="off", precision="fp32")
+
+
+def settings_with(**changes):
+    return replace(DEFAULT_SETTINGS, **changes)
