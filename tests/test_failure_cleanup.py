@@ -40,9 +40,11 @@ def model_output(model, video):
 
 
 def attachments(model):
-    """Everything a run could leave on the MODEL: forward wrappers, cast switches, flags, patches, hooks."""
+    """Everything a run could leave on the MODEL: weight tensors, forward wrappers, cast switches, flags,
+    patches, hooks."""
     dm = model.model.diffusion_model
     return dict(
+        weights=[(name, id(t), t.data_ptr()) for name, t in [*dm.named_parameters(), *dm.named_buffers()]],
         forwards=[name for name, m in dm.named_modules() if "forward" in m.__dict__],
         manual_cast=model.model.__dict__.get("manual_cast_dtype"),
         cast_flags=[m.__dict__.get("comfy_cast_weights") for m in dm.modules()],
