@@ -39,14 +39,18 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(prog="python -m reenact_cli.run", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--reference", help="video whose motion to learn (mp4, webm, mov, gif)")
-    p.add_argument("--image", required=True, help="target image to animate")
+    p.add_argument("--demo", action="store_true",
+                   help="no SVD needed: invert the bundled toy clip and transfer it to the bundled toy target with "
+                        "the small toy SVD trained in this repository (not SVD; the output says so)")
+    p.add_argument("--image", help="target image to animate")
     p.add_argument("--embedding", help="a saved motion embedding (.safetensors) to apply instead of learning one")
     p.add_argument("--checkpoint", default="svd_xt.safetensors", help="SVD checkpoint name in models/checkpoints")
-    p.add_argument("--output", default="reenact_output.mp4", help="where to write the video")
+    p.add_argument("--output", help="where to write the video (default reenact_output.mp4, or "
+                                    "reenact_demo_toy.mp4 with --demo)")
     p.add_argument("--frames", type=int, default=14)
     p.add_argument("--width", type=int, default=1024)
     p.add_argument("--height", type=int, default=576)
-    p.add_argument("--steps", type=int, default=1000, help="optimisation steps")
+    p.add_argument("--steps", type=int, help="optimisation steps (default 1000, or 60 with --demo)")
     p.add_argument("--sampler-steps", type=int, default=25)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--server", default=DEFAULT_SERVER, help="a running ComfyUI to reuse")
@@ -54,8 +58,16 @@ def parse_args(argv=None):
     p.add_argument("--base-directory", help="ComfyUI base directory (models, input, output) for a started server")
     p.add_argument("--cpu", action="store_true", help="start the server with --cpu")
     args = p.parse_args(argv)
+    if args.demo:
+        if args.reference or args.image or args.embedding:
+            p.error("--demo uses its bundled toy clip and target; leave out --reference, --image and --embedding")
+        args.output, args.steps = args.output or "reenact_demo_toy.mp4", args.steps or 60
+        return args
+    if not args.image:
+        p.error("give --image (the target image to animate), or --demo")
     if not args.reference and not args.embedding:
         p.error("give --reference (learn the motion) or --embedding (apply a saved one)")
+    args.output, args.steps = args.output or "reenact_output.mp4", args.steps or 1000
     return args
 
 
@@ -75,21 +87,24 @@ def check_local_files(args):
         raise UserError("expected --frames of at least 2 and --steps, --sampler-steps of at least 1")
 
 
-def pack_custom_nodes_config(workdir):
-    """An extra_model_paths.yaml that adds this pack as a custom node, for a ComfyUI that lacks it."""
+def custom_nodes_config(workdir, node_dirs: dict):
+    """An extra_model_paths.yaml that adds `node_dirs` ({name: folder}) as custom nodes."""
     nodes_dir = os.path.join(workdir, "custom_nodes")
     os.makedirs(nodes_dir, exist_ok=True)
-    os.symlink(PACK_ROOT, os.path.join(nodes_dir, "reenact-anything"))
+    for name, folder in node_dirs.items():
+        os.symlink(folder, os.path.join(nodes_dir, name))
     config = os.path.join(workdir, "extra_model_paths.yaml")
     with open(config, "w") as f:
         f.write(f"reenact_anything:\n  custom_nodes: {nodes_dir}\n")
     return config
 
 
-def start_server(args, workdir):
+def start_server(args, workdir, extra_nodes: dict | None = None):
+    """Start ComfyUI with this pack (unless it already sits in that ComfyUI's custom_nodes) and `extra_nodes`."""
     comfyui = find_comfyui_or_exit()
     inside = os.path.dirname(os.path.dirname(PACK_ROOT)) == os.path.abspath(comfyui)
-    extra = [] if inside else ["--extra-model-paths-config", pack_custom_nodes_config(workdir)]
+    node_dirs = dict({} if inside else {"reenact-anything": PACK_ROOT}, **(extra_nodes or {}))
+    extra = ["--extra-model-paths-config", custom_nodes_config(workdir, node_dirs)] if node_dirs else []
     print(f"starting ComfyUI from {comfyui} (models, input and output under {args.base_directory or comfyui})"
           f" ...", flush=True)
     return ComfyServer(comfyui, args.base_directory, port=free_port(), cpu=args.cpu, extra_args=tuple(extra),
@@ -172,37 +187,52 @@ def run(args) -> int:
             uploaded["reference"] = client.upload(args.reference, subfolder="reenact_cli")
         if args.embedding:
             uploaded["embedding"] = embedding_target(args, server)
-        prompt = build_prompt(client, args, uploaded)
-        display = ProgressDisplay(prompt)
-        try:
-            result = client.run(prompt, on_event=display.on_event, timeout=7 * 24 * 3600)
-        except KeyboardInterrupt:
-            client.interrupt()
-            print("\ncancelled; the server was asked to stop", file=sys.stderr)
-            return EXIT_CANCELLED
-        finally:
-            display.close()
-        if result.status != "success":
-            error = result.error or {}
-            print(f"the run ended as {result.status}: {error.get('node_type', '')} "
-                  f"{error.get('exception_message', '')}".rstrip(), file=sys.stderr)
-            return EXIT_CANCELLED if result.status == "interrupted" else EXIT_RUN_FAILED
-        history = client.history(result.prompt_id)
-        for output in history.get("outputs", {}).values():
-            for text in output.get("text", []):
-                print(f"embedding {text} (in the server's models/motion_embeddings/)")
+        status, history = follow(client, build_prompt(client, args, uploaded))
+        if status:
+            return status
         print(f"wrote {os.path.abspath(download_output(client, history, args.output))}")
         return 0
     except (UserError, WorkflowError, ApiError, ServerError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return EXIT_BAD_INPUT if isinstance(e, UserError) else EXIT_RUN_FAILED
+        return report(e)
     finally:
         if server is not None:
             server.stop()
 
 
+def follow(client, prompt) -> tuple[int, dict | None]:
+    """Run `prompt` with a progress bar; Ctrl-C asks the server to stop. Returns (exit status, history)."""
+    display = ProgressDisplay(prompt)
+    try:
+        result = client.run(prompt, on_event=display.on_event, timeout=7 * 24 * 3600)
+    except KeyboardInterrupt:
+        client.interrupt()
+        print("\ncancelled; the server was asked to stop", file=sys.stderr)
+        return EXIT_CANCELLED, None
+    finally:
+        display.close()
+    if result.status != "success":
+        error = result.error or {}
+        print(f"the run ended as {result.status}: {error.get('node_type', '')} "
+              f"{error.get('exception_message', '')}".rstrip(), file=sys.stderr)
+        return (EXIT_CANCELLED if result.status == "interrupted" else EXIT_RUN_FAILED), None
+    history = client.history(result.prompt_id)
+    for output in history.get("outputs", {}).values():
+        for text in output.get("text", []):
+            print(f"embedding {text} (in the server's models/motion_embeddings/)")
+    return 0, history
+
+
+def report(error: Exception) -> int:
+    print(f"error: {error}", file=sys.stderr)
+    return EXIT_BAD_INPUT if isinstance(error, UserError) else EXIT_RUN_FAILED
+
+
 def main(argv=None):
-    sys.exit(run(parse_args(argv)))
+    args = parse_args(argv)
+    if args.demo:
+        from .demo import run_demo
+        sys.exit(run_demo(args))
+    sys.exit(run(args))
 
 
 if __name__ == "__main__":

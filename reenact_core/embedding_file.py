@@ -18,11 +18,12 @@ RUN_CHECKPOINT_FORMAT = "reenact-anything/run-checkpoint"
 TENSOR_KEY = "motion_tokens"
 PICKLE_EXTENSIONS = (".pt", ".pth", ".ckpt", ".bin", ".pkl")
 TEXT_FIELDS = {"source_video", "base_model", "init"}
+SHAPE_FIELDS = ("frames", "tokens", "dim")   # written from the tensor for readers of the file; not kept on load
 
 
 def _metadata_strings(embedding: MotionEmbedding) -> dict:
     meta = {k: v for k, v in embedding.metadata.items() if v is not None}
-    meta.update(frames=embedding.frames, tokens=embedding.tokens_per_frame, dim=embedding.dim)
+    meta.update(zip(SHAPE_FIELDS, (embedding.frames, embedding.tokens_per_frame, embedding.dim)))
     out = {k: v if k in TEXT_FIELDS else json.dumps(v) for k, v in meta.items()}
     out.update({"format": FORMAT_NAME, "format_version": str(FORMAT_VERSION)})
     return out
@@ -112,8 +113,8 @@ def load_embedding(path: str) -> MotionEmbedding:
         raise ReenactError(f"expected a motion embedding of format version <= {FORMAT_VERSION}, {name} has "
                            f"version {version}: update the Reenact Anything nodes")
     fields = {k: _parse_value(k, v) for k, v in metadata.items() if k not in ("format", "format_version")}
+    declared = tuple(fields.pop(k, None) for k in SHAPE_FIELDS)
     embedding = MotionEmbedding(tokens, fields)
-    declared = (fields.get("frames"), fields.get("tokens"), fields.get("dim"))
     if declared != (embedding.frames, embedding.tokens_per_frame, embedding.dim):
         raise ReenactError(f"expected the tensor in {name} to match its metadata (frames, tokens, dim) = "
                            f"{declared}, got {tuple(embedding.tokens.shape)}")

@@ -46,7 +46,8 @@ class MotionEmbedding:
         """(1, N, D): the temporal blocks' tokens."""
         return self.tokens[-1:]
 
-    def replace(self, tokens=None, **metadata) -> "MotionEmbedding":
+    def replace(self, tokens=None, /, **metadata) -> "MotionEmbedding":
+        """New tokens (or the same) with metadata updated; positional tokens, so any metadata key is allowed."""
         merged = dict(self.metadata)
         merged.update(metadata)
         return MotionEmbedding(self.tokens if tokens is None else tokens, merged)

@@ -34,15 +34,15 @@ class Case:
     width: float                    # the target blob's width, for the appearance score
 
 
-def make_cases(count, seed):
+def make_cases(count, seed, size=toy_world.SIZE):
     """`count` (reference, target) pairs; targets share the reference's offsets, nothing else."""
     gen = torch.Generator().manual_seed(seed)
     cases = []
     for _ in range(count):
-        reference = toy_world.make_video(gen)
+        reference = toy_world.make_video(gen, size=size)
         offsets = reference.path - reference.path[:1]
         state = gen.get_state()
-        target = toy_world.make_video(gen, kind=reference.kind, offsets=offsets)
+        target = toy_world.make_video(gen, kind=reference.kind, offsets=offsets, size=size)
         width = _recover_width(state, offsets)
         target.label = reference.label
         cases.append(Case(reference, target, width))
@@ -109,7 +109,7 @@ def method_tokens(patcher, case, method, n, settings):
 
 def blob_colour(frame, centre, width):
     """Least-squares colour (4,) of a Gaussian blob of `width` at `centre` in one model-space frame."""
-    g = toy_world.render(centre[None], torch.ones(1), width)[0, 0]
+    g = toy_world.render(centre[None], torch.ones(1), width, frame.shape[-1])[0, 0]
     return torch.einsum("chw,hw->c", frame, g) / g.pow(2).sum()
 
 
@@ -125,7 +125,7 @@ def score(sampled, case):
     x = sampled * toy_world.LATENT_SCALE
     colours = torch.stack([blob_colour(x[f], tracked[f], case.width) for f in range(x.shape[0])])
     est = colours.mean(0)
-    rendered = toy_world.render(tracked, target.colour, case.width)
+    rendered = toy_world.render(tracked, target.colour, case.width, x.shape[-1])
     frame_corr = [float(torch.corrcoef(torch.stack([x[f].flatten(), rendered[f].flatten()]))[0, 1])
                   for f in range(x.shape[0])]
     first = float(torch.corrcoef(torch.stack([x[0].flatten(),
@@ -158,3 +158,60 @@ DEFAULT_SETTINGS = InversionSettings(steps=200, learning_rate=3e-2, checkpointin
 
 def settings_with(**changes):
     return replace(DEFAULT_SETTINGS, **changes)
+
+
+# --- The same transfer through the pack's nodes, as a user's graph runs it -------------------------------
+
+NODE_SIZE = 16           # latent side for node runs: 128 px, the smallest multiple of 64 the nodes accept
+NODE_SAMPLER = dict(steps=toy_svd.SAMPLE_STEPS, cfg=toy_svd.SAMPLE_CFG, sampler_name="euler", scheduler="karras")
+
+
+def call_node(node_id, **inputs):
+    """Run a registered ComfyUI node (V3 or classic) the way the executor does, in inference mode."""
+    import nodes as comfy_nodes
+    cls = comfy_nodes.NODE_CLASS_MAPPINGS[node_id]
+    with torch.inference_mode():
+        if hasattr(cls, "FUNCTION"):
+            return getattr(cls(), cls.FUNCTION)(**inputs)
+        return cls.execute(**inputs).args
+
+
+def invert_through_nodes(patcher, vae, case, steps, seed, learning_rate=3e-2):
+    """LoadMotionReference -> (toy init) -> OptimizeMotionEmbedding on the case's reference, as pictures.
+
+    Needs the pack loaded by ComfyUI's loader (its nodes registered). The init is the toy's neutral
+    one (null token plus noise), in place of Inflate CLIP Embedding: the toy has no CLIP.
+    """
+    from reenact_core.motion_embedding import MotionEmbedding
+    from . import toy_codec
+    video = toy_codec.latents_to_pixels(case.reference.latents)
+    frames_n, height, width = video.shape[:3]
+    frames, _, _, name = call_node("LoadMotionReference", video="", start_frame=0, frame_count=frames_n, stride=1,
+                                   target_fps=0.0, width=width, height=height, resize_mode="crop", images=video,
+                                   images_fps=float(toy_svd.FPS))
+    init = MotionEmbedding(init_tokens(frames_n, 1, seed), {"init": "toy-null"})
+    embedding, _ = call_node("OptimizeMotionEmbedding", model=patcher, vae=vae, reference=frames, init_embedding=init,
+                             steps=steps, learning_rate=learning_rate, seed=seed, sigma_log_mean=0.7,
+                             sigma_log_std=1.6, augmentation_level=0.0, fps=toy_svd.FPS,
+                             motion_bucket_id=toy_svd.MOTION_BUCKET, gradient_checkpointing="off", precision="fp32",
+                             source_name=name)
+    return embedding
+
+
+def transfer_through_nodes(patcher, vae, case, embedding, seed, strength=1.0):
+    """Toy conditioning -> ApplyMotionEmbedding -> KSampler -> VAEDecode on the case's target; scored.
+
+    strength 0 is the plain baseline: ApplyMotionEmbedding then puts the null token in every slot.
+    """
+    from . import toy_codec
+    from .comfy_toy_nodes import ToyImg2VidConditioning
+    target = toy_codec.latents_to_pixels(case.target.latents[:1])
+    with torch.inference_mode():
+        positive, negative, latent = ToyImg2VidConditioning.execute(vae, target, case.target.latents.shape[0]).args
+    positive, negative = call_node("ApplyMotionEmbedding", positive=positive, negative=negative,
+                                   motion_embedding=embedding, latent=latent, strength=strength,
+                                   use_embedding_fps_and_bucket=True)
+    samples, = call_node("KSampler", model=patcher, seed=seed, positive=positive, negative=negative,
+                         latent_image=latent, denoise=1.0, **NODE_SAMPLER)
+    images, = call_node("VAEDecode", samples=samples, vae=vae)
+    return score(toy_codec.pixels_to_latents(images), case)

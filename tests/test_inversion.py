@@ -82,6 +82,23 @@ def test_model_gives_same_video_after_an_inversion_node_run(small_svd, small_vae
     assert not torch.equal(embedding.tokens, init.tokens)
 
 
+def test_a_saved_embedding_loaded_back_keeps_training(small_svd, small_vae, tmp_folders):
+    """Save -> Load -> Optimize again: the loaded file's metadata must not trip the node (it once did:
+    the file's shape fields collided with the tokens argument), and the step count adds up."""
+    frames = torch.rand(FRAMES, 64, 64, 3, generator=torch.Generator().manual_seed(12))
+    first = MotionEmbedding(torch.randn(FRAMES + 1, 2, DIM, generator=torch.Generator().manual_seed(1)),
+                            {"init": "random", "steps": 3})
+    path, = run_node("SaveMotionEmbedding", motion_embedding=first, filename_prefix="resume/first")
+    loaded, _ = run_node("LoadMotionEmbedding", embedding_name="resume/first_00001.safetensors")
+    more, _ = run_node("OptimizeMotionEmbedding", model=small_svd, vae=small_vae, reference=frames,
+                       init_embedding=loaded, steps=2, learning_rate=0.01, seed=0, sigma_log_mean=0.7,
+                       sigma_log_std=1.6, augmentation_level=0.0, fps=6, motion_bucket_id=127,
+                       gradient_checkpointing="off")
+    assert more.metadata["steps"] == 5 and more.metadata["init"] == "random"
+    assert not {"frames", "tokens", "dim"} & set(loaded.metadata)
+    assert more.tokens.shape == first.tokens.shape and not torch.equal(more.tokens, first.tokens)
+
+
 def test_cancel_stops_within_a_step_and_leaves_model_clean(small_svd, small_vae):
     """ComfyUI's interrupt flag stops the optimiser after the current step; nothing stays attached."""
     import comfy.model_management as mm

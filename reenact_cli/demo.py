@@ -1,0 +1,120 @@
+"""`python -m reenact_cli.run --demo`: the whole invert-and-transfer graph on a fresh machine with no SVD weights.
+
+A private ComfyUI (CPU, temporary folders unless --base-directory) gets this pack plus the demo-only toy
+nodes (reenact_testkit/comfy_toy_nodes). The graph is the user's one with the toy in SVD's place:
+Load Motion Reference (bundled toy clip) -> Load Motion Embedding (the toy's neutral init) -> Optimize
+Motion Embedding -> Save Motion Embedding; Load Image (bundled target) -> toy conditioning -> Apply Motion
+Embedding -> KSampler -> VAE Decode -> Create Video -> Save Video. It writes the video and a side-by-side
+picture (reference over result, expected and tracked paths marked), both labelled as the toy model's.
+"""
+import os
+import shutil
+import sys
+import tempfile
+
+import cv2
+
+from .api_client import ApiError, ComfyClient
+from .comfy_server import ServerError
+from .locate import PACK_ROOT
+from .run import EXIT_RUN_FAILED, UserError, download_output, follow, report, start_server
+from .workflow_api import WorkflowError
+
+TOY_NODES = os.path.join(PACK_ROOT, "reenact_testkit", "comfy_toy_nodes")
+INIT_NAME = "reenact_demo/toy_init.safetensors"
+SAMPLER_STEPS, LEARNING_RATE = 12, 0.03
+
+
+def demo_prompt(reference: str, target: str, spec: dict, steps: int, seed: int) -> dict:
+    """The API-format graph; node ids are arbitrary, titles show in the progress output."""
+    frames, fps, side = spec["frames"], spec["fps"], spec["size_px"]
+
+    def node(class_type, title, **inputs):
+        return {"class_type": class_type, "inputs": inputs, "_meta": {"title": title}}
+
+    return {
+        "1": node("ReenactToySVDLoader", "Toy SVD Loader (not SVD)"),
+        "2": node("LoadMotionReference", "Load Motion Reference", video=reference, start_frame=0,
+                  frame_count=frames, stride=1, target_fps=0.0, width=side, height=side, resize_mode="crop"),
+        "3": node("LoadMotionEmbedding", "Load Motion Embedding (toy init)", embedding_name=INIT_NAME),
+        "4": node("OptimizeMotionEmbedding", "Optimize Motion Embedding", model=["1", 0], vae=["1", 1],
+                  reference=["2", 0], init_embedding=["3", 0], steps=steps, learning_rate=LEARNING_RATE, seed=seed,
+                  sigma_log_mean=0.7, sigma_log_std=1.6, augmentation_level=0.0, fps=fps, motion_bucket_id=127,
+                  gradient_checkpointing="off", lr_schedule="constant", warmup_steps=0, weight_decay=0.01,
+                  precision="fp32", memory_mode="balanced", source_name=["2", 3], run_name="toy_demo",
+                  save_every=0, keep_checkpoints=3, resume="none"),
+        "5": node("SaveMotionEmbedding", "Save Motion Embedding", motion_embedding=["4", 0],
+                  filename_prefix="reenact_demo/toy_motion"),
+        "6": node("LoadImage", "Load Image (toy target)", image=target),
+        "7": node("ReenactToyImg2VidConditioning", "Toy Img2Vid Conditioning", vae=["1", 1], start_image=["6", 0],
+                  video_frames=frames),
+        "8": node("ApplyMotionEmbedding", "Apply Motion Embedding", positive=["7", 0], negative=["7", 1],
+                  motion_embedding=["4", 0], latent=["7", 2], strength=1.0, use_embedding_fps_and_bucket=True),
+        "9": node("KSampler", "KSampler", model=["1", 0], seed=seed, steps=SAMPLER_STEPS, cfg=1.0,
+                  sampler_name="euler", scheduler="karras", positive=["8", 0], negative=["8", 1],
+                  latent_image=["7", 2], denoise=1.0),
+        "10": node("VAEDecode", "VAE Decode", samples=["9", 0], vae=["1", 1]),
+        "11": node("CreateVideo", "Create Video", images=["10", 0], fps=float(fps)),
+        "12": node("SaveVideo", "Save Video", video=["11", 0], filename_prefix="video/reenact_demo_toy",
+                   format="auto", codec="auto"),
+    }
+
+
+def read_frames(path: str):
+    import numpy as np
+    capture, frames = cv2.VideoCapture(path), []
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
+    capture.release()
+    if not frames:
+        raise UserError(f"expected video frames in {path}, got none")
+    return np.stack(frames)
+
+
+def run_demo(args) -> int:
+    from reenact_testkit import toy_demo
+    spec = toy_demo.load_spec()
+    print(toy_demo.LABEL, flush=True)
+    workdir = tempfile.mkdtemp(prefix="reenact_demo_")
+    args.base_directory = args.base_directory or os.path.join(workdir, "comfyui")
+    args.cpu = True
+    server, succeeded = None, False
+    try:
+        init_folder = os.path.join(args.base_directory, "models", "motion_embeddings", os.path.dirname(INIT_NAME))
+        os.makedirs(init_folder, exist_ok=True)
+        shutil.copyfile(os.path.join(toy_demo.ASSETS, toy_demo.INIT), os.path.join(init_folder,
+                                                                                 os.path.basename(INIT_NAME)))
+        server = start_server(args, workdir, extra_nodes={"reenact-anything-toy-demo": TOY_NODES})
+        client = ComfyClient(server.url)
+        if "ReenactToySVDLoader" not in client.object_info():
+            raise UserError(f"the demo's toy nodes did not load; see {server.log_path}")
+        reference = client.upload(os.path.join(toy_demo.ASSETS, toy_demo.REFERENCE), subfolder="reenact_demo")
+        target = client.upload(os.path.join(toy_demo.ASSETS, toy_demo.TARGET), subfolder="reenact_demo")
+        status, history = follow(client, demo_prompt(reference, target, spec, args.steps, args.seed))
+        if status:
+            return status
+        video = os.path.abspath(download_output(client, history, args.output))
+        result = read_frames(video)
+        score = toy_demo.score_frames(result, spec)
+        picture = os.path.splitext(video)[0] + "_side_by_side.png"
+        reference_frames = read_frames(os.path.join(toy_demo.ASSETS, toy_demo.REFERENCE))
+        cv2.imwrite(picture, cv2.cvtColor(toy_demo.side_by_side(reference_frames, result, spec, score),
+                                          cv2.COLOR_RGB2BGR))
+        print(f"wrote {video}\nwrote {picture}")
+        print(f"toy motion score: mean path error {score['mean_err']:.2f} latent px, end error "
+              f"{score['end_err']:.2f} px: {'matches' if score['matches'] else 'does not match'} the reference's "
+              f"motion (a match: under 0.75 px mean and 1 px at the end)")
+        succeeded = len(result) == spec["frames"]
+        return 0 if succeeded else EXIT_RUN_FAILED
+    except (UserError, WorkflowError, ApiError, ServerError) as e:
+        return report(e)
+    finally:
+        if server is not None:
+            server.stop()
+        if succeeded:
+            shutil.rmtree(workdir, ignore_errors=True)
+        else:
+            print(f"the demo's ComfyUI folders and log are kept in {workdir}", file=sys.stderr)
