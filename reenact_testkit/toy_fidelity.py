@@ -57,10 +57,10 @@ def _recover_width(state, offsets):
     return 1.0 + 0.6 * float(torch.rand((), generator=gen))
 
 
-def init_tokens(frames, n, seed, dim=toy_world.CONTEXT_DIM):
-    """(F+1, N, D) neutral init: the null token plus seeded noise (std INIT_NOISE)."""
+def init_tokens(frames, n, seed, dim=toy_world.CONTEXT_DIM, noise=INIT_NOISE):
+    """(F+1, N, D) neutral init: the null token plus seeded noise (std `noise`)."""
     gen = torch.Generator().manual_seed(seed)
-    return INIT_NOISE * torch.randn(frames + 1, n, dim, generator=gen)
+    return noise * torch.randn(frames + 1, n, dim, generator=gen)
 
 
 def invert_shared(patcher, reference_latents, condition_latent, settings: InversionSettings):
@@ -93,7 +93,7 @@ def invert_shared(patcher, reference_latents, condition_latent, settings: Invers
     return token.detach().expand(frames + 1, 1, -1).clone(), losses
 
 
-def method_tokens(patcher, case, method, n, settings):
+def method_tokens(patcher, case, method, n, settings, init_noise=INIT_NOISE):
     """Tokens for one case: None for plain, else inverted from the reference video."""
     ref = case.reference.latents
     if method == "plain":
@@ -101,7 +101,8 @@ def method_tokens(patcher, case, method, n, settings):
     if method == "shared":
         return invert_shared(patcher, ref, ref[:1], settings)
     if method == "per_frame":
-        return invert_motion(patcher, ref, ref[:1], init_tokens(ref.shape[0], n, settings.seed), settings)
+        return invert_motion(patcher, ref, ref[:1], init_tokens(ref.shape[0], n, settings.seed, noise=init_noise),
+                             settings)
     if method == "true":
         return toy_world.motion_embedding_tokens(case.reference.path), []
     raise ValueError(f"expected a method in plain, shared, per_frame or true, got {method!r}")
@@ -136,9 +137,9 @@ def score(sampled, case):
             "appearance_corr": sum(frame_corr) / len(frame_corr), "first_frame_corr": first}
 
 
-def run_case(patcher, case, method, n, settings, sample_seed):
+def run_case(patcher, case, method, n, settings, sample_seed, init_noise=INIT_NOISE):
     """Invert (unless plain), transfer to the target's first frame, sample and score."""
-    tokens, losses = method_tokens(patcher, case, method, n, settings)
+    tokens, losses = method_tokens(patcher, case, method, n, settings, init_noise)
     sampled = toy_svd.sample_video(patcher, case.target.latents[:1], tokens, sample_seed)
     result = score(sampled, case)
     result["final_loss"] = sum(losses[-20:]) / max(1, len(losses[-20:])) if losses else None
@@ -176,7 +177,8 @@ def call_node(node_id, **inputs):
         return cls.execute(**inputs).args
 
 
-def invert_through_nodes(patcher, vae, case, steps, seed, learning_rate=3e-2):
+def invert_through_nodes(patcher, vae, case, steps, seed, learning_rate=3e-2, tokens_per_frame=1,
+                         init_noise=INIT_NOISE):
     """LoadMotionReference -> (toy init) -> OptimizeMotionEmbedding on the case's reference, as pictures.
 
     Needs the pack loaded by ComfyUI's loader (its nodes registered). The init is the toy's neutral
@@ -189,7 +191,7 @@ def invert_through_nodes(patcher, vae, case, steps, seed, learning_rate=3e-2):
     frames, _, _, name = call_node("LoadMotionReference", video="", start_frame=0, frame_count=frames_n, stride=1,
                                    target_fps=0.0, width=width, height=height, resize_mode="crop", images=video,
                                    images_fps=float(toy_svd.FPS))
-    init = MotionEmbedding(init_tokens(frames_n, 1, seed), {"init": "toy-null"})
+    init = MotionEmbedding(init_tokens(frames_n, tokens_per_frame, seed, noise=init_noise), {"init": "toy-null"})
     embedding, _ = call_node("OptimizeMotionEmbedding", model=patcher, vae=vae, reference=frames, init_embedding=init,
                              steps=steps, learning_rate=learning_rate, seed=seed, sigma_log_mean=0.7,
                              sigma_log_std=1.6, augmentation_level=0.0, fps=toy_svd.FPS,

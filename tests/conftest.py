@@ -1,8 +1,6 @@
 """pytest setup: a real ComfyUI on the CPU, the pack loaded through ComfyUI's own loader."""
-import asyncio
 import os
 import sys
-import tempfile
 
 import pytest
 
@@ -28,20 +26,7 @@ torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 import folder_paths  # noqa: E402
 import nodes as comfy_nodes  # noqa: E402
 
-PACK_NAME = "reenact-anything"
-
-
-def load_pack():
-    """Install the pack into a temporary custom_nodes folder and load it with ComfyUI's loader."""
-    custom_nodes = tempfile.mkdtemp(prefix="custom_nodes_")
-    link = os.path.join(custom_nodes, PACK_NAME)
-    os.symlink(PACK_ROOT, link)
-    before = set(comfy_nodes.NODE_CLASS_MAPPINGS)
-    ok = asyncio.run(comfy_nodes.load_custom_node(link))
-    assert ok, "ComfyUI's loader failed to load the pack; see the log above"
-    added = set(comfy_nodes.NODE_CLASS_MAPPINGS) - before
-    return sys.modules[link.replace(".", "_x_")], added
-
+from reenact_testkit.comfy_pack import load_pack  # noqa: E402
 
 PACK_MODULE, PACK_NODE_IDS = load_pack()
 

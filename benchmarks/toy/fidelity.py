@@ -1,13 +1,18 @@
 """Motion-transfer fidelity on the toy SVD: inversion vs plain conditioning, shared token and N tokens.
 
     python benchmarks/toy/fidelity.py [--cases 8] [--seed 30000] [--steps 100] [--lr 3e-2]
-                                      [--methods plain shared n1 n5 n15] [--threads 1]
+                                      [--methods plain shared n1 n5 n15] [--init-noise 0.01] [--threads 1]
+    python benchmarks/toy/fidelity.py --through-nodes [--methods plain n1 n5 n15] ...
 
-Each case: a held-out reference video (seed --seed) is inverted with the pack's own
-reenact_core.inversion.invert_motion (shared: the same loss, one token tied over all slots), the
-tokens are applied to a target first frame of another colour, width and start through
-reenact_core.motion_conditioning, and ComfyUI's common_ksampler samples the video
-(reenact_testkit.toy_fidelity). Latent level: the toy has no VAE, so no IMAGE nodes are involved.
+Each case: a held-out reference video (seed --seed) is inverted, the tokens are applied to a target
+first frame of another colour, width and start, and ComfyUI's KSampler samples the video
+(reenact_testkit.toy_fidelity). Two paths:
+- core (default, 12x12 latents, the toy's training size): reenact_core.inversion.invert_motion (what
+  OptimizeMotionEmbedding calls; shared: the same loss, one token tied over all slots), then
+  reenact_core.motion_conditioning (what ApplyMotionEmbedding uses) and common_ksampler;
+- --through-nodes (16x16 latents = 128 px, the smallest size the nodes take): the pack's nodes as a
+  user's graph runs them, LoadMotionReference -> OptimizeMotionEmbedding -> ApplyMotionEmbedding ->
+  KSampler -> VAEDecode, with the toy codec VAE in ComfyUI's VAE wrapper; plain is strength 0.
 Scores: fraction matching (toy_world.matches against the reference path displaced to the target's
 start), mean/end path error (px), blob colour cosine with the target's and the reference's colour,
 per-frame correlation with the target blob rendered at the tracked centre, frame-0 correlation.
@@ -54,24 +59,46 @@ def main():
     p.add_argument("--lr", type=float, default=3e-2)
     p.add_argument("--methods", nargs="+", default=["plain", "shared", "n1", "n5", "n15"], choices=list(METHODS))
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--init-noise", type=float, default=toy_fidelity.INIT_NOISE,
+                   help="std of the seeded noise on the null-token init (distinct tokens for N > 1)")
+    p.add_argument("--through-nodes", action="store_true",
+                   help="run the pack's nodes (LoadMotionReference -> OptimizeMotionEmbedding -> ApplyMotionEmbedding "
+                        "-> KSampler -> VAEDecode) with the toy codec VAE, at 16x16 latents (128 px); methods plain "
+                        "(strength 0) and n1/n5/n15")
     opts = p.parse_args()
+    if opts.through_nodes and {"true", "shared"} & set(opts.methods):
+        p.error("--through-nodes runs plain, n1, n5 and n15 (no node gives ground-truth or shared tokens)")
     torch.set_num_threads(opts.threads)
     comfy.utils.PROGRESS_BAR_ENABLED = False
     patcher = toy_svd.load_toy_svd()
-    cases = toy_fidelity.make_cases(opts.cases, opts.seed)
+    if opts.through_nodes:
+        from reenact_testkit.comfy_pack import load_pack
+        from reenact_testkit.toy_codec import make_toy_vae
+        load_pack()
+        vae = make_toy_vae()
+    size = toy_fidelity.NODE_SIZE if opts.through_nodes else toy_fidelity.toy_world.SIZE
+    cases = toy_fidelity.make_cases(opts.cases, opts.seed, size=size)
     rows = {}
     for name in opts.methods:
         method, n = METHODS[name]
         start, results = time.time(), []
         for i, case in enumerate(cases):
-            settings = toy_fidelity.settings_with(steps=opts.steps, learning_rate=opts.lr, seed=opts.seed + i)
-            results.append(toy_fidelity.run_case(patcher, case, method, n, settings, opts.seed + i))
+            seed = opts.seed + i
+            if opts.through_nodes:
+                embedding = toy_fidelity.invert_through_nodes(patcher, vae, case, 1 if method == "plain" else opts.steps,
+                                                              seed, opts.lr, n, opts.init_noise)
+                results.append(toy_fidelity.transfer_through_nodes(patcher, vae, case, embedding, seed,
+                                                                   strength=0.0 if method == "plain" else 1.0))
+                continue
+            settings = toy_fidelity.settings_with(steps=opts.steps, learning_rate=opts.lr, seed=seed)
+            results.append(toy_fidelity.run_case(patcher, case, method, n, settings, seed, opts.init_noise))
         summary = toy_fidelity.summarise(results)
         summary["seconds_per_case"] = (time.time() - start) / len(cases)
         summary["per_case_match"] = [bool(r["match"]) for r in results]
         rows[name] = summary
         print(f"# {name}: {json.dumps({k: v for k, v in summary.items()})}", file=sys.stderr, flush=True)
-    print(f"{opts.cases} cases (seed {opts.seed}), {opts.steps} inversion steps, lr {opts.lr:g}, "
+    print(f"{opts.cases} cases (seed {opts.seed}), {opts.steps} inversion steps, lr {opts.lr:g}, init noise "
+          f"{opts.init_noise:g}, {'through the nodes, 16x16 latents' if opts.through_nodes else 'core path, 12x12'}, "
           f"sampling euler/karras {toy_svd.SAMPLE_STEPS} steps cfg {toy_svd.SAMPLE_CFG:g}\n")
     print("| method | matches | mean path err (px) | end err (px) | colour cos target / reference | "
           "appearance corr | frame-0 corr | s/case |")
@@ -81,7 +108,7 @@ def main():
               f"{s['colour_cos_target']:.3f} / {s['colour_cos_reference']:.3f} | {s['appearance_corr']:.3f} | "
               f"{s['first_frame_corr']:.3f} | {s['seconds_per_case']:.1f} |")
     print(json.dumps({"cases": opts.cases, "seed": opts.seed, "steps": opts.steps, "lr": opts.lr,
-                      "results": rows}))
+                      "init_noise": opts.init_noise, "through_nodes": opts.through_nodes, "results": rows}))
 
 
 if __name__ == "__main__":
