@@ -59,5 +59,6 @@ class LoadMotionEmbedding(io.ComfyNode):
     @classmethod
     def execute(cls, embedding_name) -> io.NodeOutput:
         embedding = load_embedding(folder_paths.get_full_path_or_raise(EMBEDDINGS_FOLDER, embedding_name))
-        info = ", ".join(f"{k}={v}" for k, v in sorted(embedding.metadata.items()))
+        shape = f"frames={embedding.frames}, tokens={embedding.tokens_per_frame}, dim={embedding.dim}"
+        info = ", ".join([shape, *(f"{k}={v}" for k, v in sorted(embedding.metadata.items()))])
         return io.NodeOutput(embedding, info)

@@ -36,7 +36,7 @@ def test_round_trip_keeps_tokens_and_metadata(tmp_folders):
     for key, value in META.items():
         assert loaded.metadata[key] == value, key
     assert (loaded.frames, loaded.tokens_per_frame, loaded.dim) == (14, 5, 64)
-    assert "source_video=wave.mp4" in info
+    assert "source_video=wave.mp4" in info and info.startswith(f"frames={loaded.frames}, tokens=")
     with safetensors.safe_open(path, framework="pt") as f:
         raw = f.metadata()
     assert raw["format"] == "reenact-anything/motion-embedding" and raw["format_version"] == "1"
