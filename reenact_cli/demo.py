@@ -61,17 +61,26 @@ def demo_prompt(reference: str, target: str, spec: dict, steps: int, seed: int) 
 
 
 def read_frames(path: str):
-    import numpy as np
-    capture, frames = cv2.VideoCapture(path), []
-    while True:
-        ok, frame = capture.read()
-        if not ok:
-            break
-        frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
-    capture.release()
-    if not frames:
+    from reenact_testkit.media import read_video_frames
+    frames = read_video_frames(path)
+    if not len(frames):
         raise UserError(f"expected video frames in {path}, got none")
-    return np.stack(frames)
+    return frames
+
+
+def install_init(base_directory: str) -> None:
+    """Put the bundled init embedding where Load Motion Embedding finds it; never replace another file."""
+    from reenact_testkit import toy_demo
+    source = os.path.join(toy_demo.ASSETS, toy_demo.INIT)
+    destination = os.path.join(base_directory, "models", "motion_embeddings", INIT_NAME)
+    if os.path.exists(destination):
+        with open(source, "rb") as a, open(destination, "rb") as b:
+            if a.read() != b.read():
+                raise UserError(f"expected {destination} to be the demo's bundled init or absent, got another "
+                                f"file; move it away or pick another --base-directory")
+        return
+    os.makedirs(os.path.dirname(destination), exist_ok=True)
+    shutil.copyfile(source, destination)
 
 
 def run_demo(args) -> int:
@@ -83,10 +92,7 @@ def run_demo(args) -> int:
     args.cpu = True
     server, succeeded = None, False
     try:
-        init_folder = os.path.join(args.base_directory, "models", "motion_embeddings", os.path.dirname(INIT_NAME))
-        os.makedirs(init_folder, exist_ok=True)
-        shutil.copyfile(os.path.join(toy_demo.ASSETS, toy_demo.INIT), os.path.join(init_folder,
-                                                                                 os.path.basename(INIT_NAME)))
+        install_init(args.base_directory)
         server = start_server(args, workdir, extra_nodes={"reenact-anything-toy-demo": TOY_NODES})
         client = ComfyClient(server.url)
         if "ReenactToySVDLoader" not in client.object_info():
@@ -108,6 +114,8 @@ def run_demo(args) -> int:
               f"{score['end_err']:.2f} px: {'matches' if score['matches'] else 'does not match'} the reference's "
               f"motion (a match: under 0.75 px mean and 1 px at the end)")
         succeeded = len(result) == spec["frames"]
+        if not succeeded:
+            print(f"error: expected a video of {spec['frames']} frames, got {len(result)}", file=sys.stderr)
         return 0 if succeeded else EXIT_RUN_FAILED
     except (UserError, WorkflowError, ApiError, ServerError) as e:
         return report(e)

@@ -71,6 +71,23 @@ def tmp_folders(tmp_path):
         folder_paths.filename_list_cache.clear()
 
 
+@pytest.fixture(scope="module")
+def one_quiet_thread():
+    """One torch thread and no console progress bars for a module of toy-model tests.
+
+    On the shared 2-core machine one thread ran the toy 3-10x faster than two.
+    """
+    import comfy.utils
+    saved = comfy.utils.PROGRESS_BAR_ENABLED, torch.get_num_threads()
+    comfy.utils.PROGRESS_BAR_ENABLED = False
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        comfy.utils.PROGRESS_BAR_ENABLED = saved[0]
+        torch.set_num_threads(saved[1])
+
+
 @pytest.fixture(scope="session")
 def small_svd():
     from reenact_testkit.small_models import make_small_svd

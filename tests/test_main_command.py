@@ -2,6 +2,8 @@
 import subprocess
 import sys
 
+import pytest
+
 from comfyui_location import PACK_ROOT
 from reenact_testkit.media import moving_square_frames, read_video_frames, write_target_image, write_video
 
@@ -90,3 +92,18 @@ def test_the_bundled_demo_assets_are_what_the_generator_writes(tmp_path):
     reference, _ = toy_demo.demo_videos()
     tracked = toy_world.track(toy_codec.pixels_to_latents(clip), reference.colour)
     assert (tracked - reference.path).abs().max() < 0.1, "the clip shows the spec's path"
+
+
+def test_the_demo_never_replaces_a_file_in_a_users_base_directory(tmp_path):
+    """With --base-directory pointing at a user's folder, the demo's init goes in only where no other file is."""
+    from reenact_cli.demo import INIT_NAME, install_init
+    from reenact_cli.run import UserError
+    from reenact_testkit import toy_demo
+    install_init(str(tmp_path))
+    placed = tmp_path / "models" / "motion_embeddings" / INIT_NAME
+    assert placed.read_bytes() == open(f"{toy_demo.ASSETS}/{toy_demo.INIT}", "rb").read()
+    install_init(str(tmp_path))                       # the same file again: fine
+    placed.write_bytes(b"the user's own embedding")
+    with pytest.raises(UserError, match="expected .* to be the demo's bundled init or absent, got another file"):
+        install_init(str(tmp_path))
+    assert placed.read_bytes() == b"the user's own embedding"

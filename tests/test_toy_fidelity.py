@@ -7,7 +7,6 @@ common_ksampler (reenact_testkit.toy_fidelity). Latent level: the toy has no VAE
 Benchmark and table: benchmarks/toy/fidelity.py, benchmarks/toy/README.md ("Fidelity").
 """
 import pytest
-import torch
 
 from reenact_testkit import toy_fidelity, toy_svd
 
@@ -34,17 +33,8 @@ APPEARANCE_CORR_FLOOR = 0.9
 
 
 @pytest.fixture(scope="module")
-def toy():
-    """The fixture on one torch thread (on a shared 2-core machine one thread is 3-4x faster)."""
-    import comfy.utils
-    saved = comfy.utils.PROGRESS_BAR_ENABLED, torch.get_num_threads()
-    comfy.utils.PROGRESS_BAR_ENABLED = False
-    torch.set_num_threads(1)
-    try:
-        yield toy_svd.load_toy_svd()
-    finally:
-        comfy.utils.PROGRESS_BAR_ENABLED = saved[0]
-        torch.set_num_threads(saved[1])
+def toy(one_quiet_thread):
+    return toy_svd.load_toy_svd()
 
 
 def _run(toy, method):

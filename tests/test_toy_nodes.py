@@ -28,16 +28,8 @@ APPEARANCE_CORR_FLOOR = 0.9
 
 
 @pytest.fixture(scope="module")
-def toy():
-    import comfy.utils
-    saved = comfy.utils.PROGRESS_BAR_ENABLED, torch.get_num_threads()
-    comfy.utils.PROGRESS_BAR_ENABLED = False
-    torch.set_num_threads(1)
-    try:
-        yield toy_svd.load_toy_svd(), toy_codec.make_toy_vae()
-    finally:
-        comfy.utils.PROGRESS_BAR_ENABLED = saved[0]
-        torch.set_num_threads(saved[1])
+def toy(one_quiet_thread):
+    return toy_svd.load_toy_svd(), toy_codec.make_toy_vae()
 
 
 def test_the_codec_vae_gives_back_the_toy_latents_through_comfyui_vae_wrapper(toy):

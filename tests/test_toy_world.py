@@ -60,18 +60,10 @@ def test_a_wrong_path_almost_never_matches():
 
 
 @pytest.fixture(scope="module")
-def toy():
-    """The fixture on one torch thread: on a shared 2-core machine 2 threads sampled 10x slower."""
-    import comfy.utils
-    saved = comfy.utils.PROGRESS_BAR_ENABLED, torch.get_num_threads()
-    comfy.utils.PROGRESS_BAR_ENABLED = False
-    torch.set_num_threads(1)
-    try:
-        with torch.inference_mode():
-            yield toy_svd.load_toy_svd()
-    finally:
-        comfy.utils.PROGRESS_BAR_ENABLED = saved[0]
-        torch.set_num_threads(saved[1])
+def toy(one_quiet_thread):
+    """The fixture, with the module's tests run in inference mode as ComfyUI runs nodes."""
+    with torch.inference_mode():
+        yield toy_svd.load_toy_svd()
 
 
 def test_fixture_is_small_fp16_comfyui_svd(toy):
