@@ -84,12 +84,14 @@ try {
     const node = window.app.graph._nodes.find((x) => x.type === "OptimizeMotionEmbedding");
     return node?.reenactLoss?.points.length >= n;
   }, steps, { timeout: Number(process.env.CURVE_TIMEOUT_MS || 600000), polling: 500 });
-  // Fit the optimiser node in view and let the canvas redraw before the screenshot.
+  // Fit the whole optimiser node (its widgets and the curve drawn below them) in view, and let the
+  // canvas redraw before the screenshot.
   await page.evaluate(() => {
     const node = window.app.graph._nodes.find((x) => x.type === "OptimizeMotionEmbedding");
     const canvas = window.app.canvas;
-    canvas.ds.scale = 1.2;
-    canvas.ds.offset = [-node.pos[0] + 500, -node.pos[1] + 120];
+    const scale = Math.min(1.2, (window.innerHeight - 140) / (node.size[1] + 40));
+    canvas.ds.scale = scale;
+    canvas.ds.offset = [500 / scale - node.pos[0], 100 / scale - node.pos[1]];
     canvas.setDirty(true, true);
     canvas.draw(true, true);
   });
@@ -99,6 +101,25 @@ try {
   await page.screenshot({ path: path.join(artifacts, "loss_curve.png") });
   await page.evaluate(() => window.app.canvas.ds.reset?.());
   await page.evaluate(async (wf) => { await window.app.loadGraphData(wf); }, config.workflows[config.screenshotWorkflow]);
+  // Fit every node and group in the part of the window the side and top bars leave free. The window is
+  // made taller first: below a zoom of 0.6 the canvas draws nodes without their text.
+  await page.setViewportSize({ width: 1600, height: 1800 });
+  await page.waitForTimeout(500);
+  await page.evaluate(() => {
+    const canvas = window.app.canvas;
+    const boxes = window.app.graph._nodes.map((n) => [n.pos[0], n.pos[1] - 30, n.size[0], n.size[1] + 30]);
+    for (const g of window.app.graph._groups || []) boxes.push([g.pos[0], g.pos[1], g.size[0], g.size[1]]);
+    const x0 = Math.min(...boxes.map((b) => b[0])), y0 = Math.min(...boxes.map((b) => b[1]));
+    const x1 = Math.max(...boxes.map((b) => b[0] + b[2])), y1 = Math.max(...boxes.map((b) => b[1] + b[3]));
+    const rect = canvas.canvas.getBoundingClientRect();   // canvas pixels start at its own corner
+    const left = Math.max(20, 80 - rect.left), top = Math.max(20, 90 - rect.top), margin = 20;
+    const scale = Math.min((window.innerWidth - rect.left - left - margin) / (x1 - x0),
+                           (window.innerHeight - rect.top - top - margin) / (y1 - y0));
+    canvas.ds.scale = scale;
+    canvas.ds.offset = [left / scale - x0, top / scale - y0];
+    canvas.setDirty(true, true);
+    canvas.draw(true, true);
+  });
   await page.waitForTimeout(1000);
   await page.screenshot({ path: path.join(artifacts, "workflow.png") });
 } catch (err) {
