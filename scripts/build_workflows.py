@@ -190,7 +190,7 @@ def add_inversion(g, x, y):
 def add_save(g, x, y):
     save = g.node("save", "SaveMotionEmbedding", (x, y + 60))
     note = g.note(SAVE_NOTE, below(save), height=200, title="Read me: save")
-    g.group("4. Save the motion embedding", [save, note], color="#b58b2a")
+    g.group("4. Save the embedding", [save, note], color="#b58b2a")
     g.link("opt", "MOTION_EMBEDDING", "save", "motion_embedding")
 
 
