@@ -54,3 +54,34 @@ def test_performance_flags_reach_the_run_and_the_json():
     assert first["attention"] == "attention_pytorch"
     assert (second["dtype"], second["checkpointing"], second["memory_mode"]) == ("bf16", "layers", "low_vram")
     assert second["attention"] == "attention_split"
+
+
+def last_json(cmd):
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_counted_step_is_the_measured_step():
+    """count_step.py (no run; meta device for any size) counts the FLOPs inversion_step.py measures.
+
+    On real CPU tensors the two count the same step of the optimiser's own code to within 1%, for
+    checkpointing off and blocks; on meta (GPU attention kernel) the forward is the same and the whole
+    step within 10% (a fused kernel's backward is counted differently from the CPU's math path).
+    """
+    bench = os.path.join(PACK_ROOT, "benchmarks")
+    size = ["--model", "small", "--frames", "4", "--height", "128", "--width", "128", "--dtype", "fp32"]
+    counted = {r["checkpointing"]: r for r in last_json(
+        [sys.executable, os.path.join(bench, "count_step.py"), "--device", "cpu", *size,
+         "--checkpointing", "off", "blocks"])["rows"]}
+    on_meta = {r["checkpointing"]: r for r in last_json(
+        [sys.executable, os.path.join(bench, "count_step.py"), *size, "--checkpointing", "off", "blocks"])["rows"]}
+    for mode in ("off", "blocks"):
+        measured = last_json([sys.executable, os.path.join(bench, "inversion_step.py"), "--device", "cpu", *size,
+                              "--steps", "1", "--warmup", "0", "--attention", "pytorch", "--checkpointing", mode])
+        assert abs(counted[mode]["flop_per_step"] / 1e12 - measured["tflop_per_step"]) <= \
+            0.01 * measured["tflop_per_step"] + 1e-4, (mode, counted[mode], measured)
+        assert on_meta[mode]["flop_forward"] == counted[mode]["flop_forward"]
+        assert abs(on_meta[mode]["flop_per_step"] / counted[mode]["flop_per_step"] - 1) < 0.1
+    assert counted["blocks"]["flop_per_step"] > 1.3 * counted["off"]["flop_per_step"], "one more forward"
+    assert counted["blocks"]["kept_between_segments_gb"] < counted["off"]["kept_between_segments_gb"] / 5
