@@ -44,6 +44,10 @@ def parse_args(argv=None):
     p.add_argument("--model", choices=["full", "small"], default="full")
     p.add_argument("--device", choices=["meta", "cpu"], default="meta",
                    help="meta: count only (any size); cpu: the same count on real tensors, for the check")
+    p.add_argument("--peer-encoders", action="store_true",
+                   help="also count what galhar/reenact-anything's step adds to the UNet's: a VAE encode of the "
+                        "frames plus the noised first frame, and a CLIP ViT-H image encode, every step "
+                        "(ComfyUI's modules of the same architectures)")
     p.add_argument("--tflops", type=float, default=989.0,
                    help="rate for the time floor column (default: H100 SXM dense bf16/fp16 spec)")
     return p.parse_args(argv)
@@ -171,6 +175,30 @@ def count(opts, torch, model, dtype, mode):
             "floor_s_at_rate": round(total / 1e12 / opts.tflops, 4)}
 
 
+def peer_encoder_tflop(opts, torch):
+    """The encodes the peer's train_step runs every step, which ours runs once per run, counted on meta."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    import comfy.clip_model
+    import comfy.ops
+    import folder_paths
+    from comfy.ldm.modules.diffusionmodules.model import Encoder
+    config = os.path.join(os.path.dirname(folder_paths.__file__), "comfy", "clip_vision_config_h.json")
+    dtype = getattr(torch, DTYPES[opts.dtype])
+    with torch.device("meta"):
+        vae_encoder = Encoder(ch=128, out_ch=3, ch_mult=(1, 2, 4, 4), num_res_blocks=2, attn_resolutions=[],
+                              in_channels=3, resolution=256, z_channels=4, double_z=True).to(dtype)
+        with open(config) as f:
+            clip = comfy.clip_model.CLIPVisionModelProjection(json.load(f), dtype, torch.device("meta"),
+                                                              comfy.ops.manual_cast)
+    with torch.no_grad(), FlopCounterMode(display=False) as vae_count:
+        vae_encoder(torch.empty(opts.frames + 1, 3, opts.height, opts.width, device="meta", dtype=dtype))
+    with torch.no_grad(), FlopCounterMode(display=False) as clip_count:
+        clip(torch.empty(1, 3, 224, 224, device="meta", dtype=dtype))
+    return {"vae_encode_tflop": round(vae_count.get_total_flops() / 1e12, 3),
+            "clip_encode_tflop": round(clip_count.get_total_flops() / 1e12, 3)}
+
+
 def main(argv=None):
     opts = parse_args(argv)
     setup_comfy("cpu", "pytorch")
@@ -185,8 +213,12 @@ def main(argv=None):
     print("|" + "---|" * len(keys))
     for row in rows:
         print("| " + " | ".join(str(row[k]) for k in keys) + " |")
-    print(json.dumps({"frames": opts.frames, "height": opts.height, "width": opts.width, "tokens": opts.tokens,
-                      "dtype": opts.dtype, "model": opts.model, "device": opts.device, "rows": rows}))
+    result = {"frames": opts.frames, "height": opts.height, "width": opts.width, "tokens": opts.tokens,
+              "dtype": opts.dtype, "model": opts.model, "device": opts.device, "rows": rows}
+    if opts.peer_encoders:
+        result["peer_extra_per_step"] = peer_encoder_tflop(opts, torch)
+        print(f"the peer's step also encodes, every step (TFLOP): {result['peer_extra_per_step']}")
+    print(json.dumps(result))
     return rows
 
 
