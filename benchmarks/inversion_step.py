@@ -22,9 +22,8 @@ import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "tests"))
 sys.path.insert(0, os.path.join(HERE, ".."))
-from comfyui_location import HOW_TO_GET_COMFYUI, find_comfyui  # noqa: E402
+from reenact_cli.locate import setup_comfyui  # noqa: E402
 
 DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
 ATTENTION_FLAGS = {"default": None, "pytorch": "use_pytorch_cross_attention",
@@ -54,16 +53,7 @@ def parse_args(argv=None):
 
 
 def setup_comfy(device, attention="default"):
-    root = find_comfyui()
-    if root is None:
-        sys.exit(HOW_TO_GET_COMFYUI)
-    sys.path.insert(0, root)
-    import comfy.options
-    comfy.options.enable_args_parsing(False)
-    from comfy.cli_args import args
-    args.cpu = device == "cpu"
-    if ATTENTION_FLAGS[attention]:
-        setattr(args, ATTENTION_FLAGS[attention], True)
+    setup_comfyui(cpu=device == "cpu", flags=[ATTENTION_FLAGS[attention]] if ATTENTION_FLAGS[attention] else [])
 
 
 def rss_gb(field):

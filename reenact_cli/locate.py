@@ -45,3 +45,20 @@ def find_comfyui_or_exit() -> str:
         print(HOW_TO_GET_COMFYUI, file=sys.stderr)
         sys.exit(2)
     return path
+
+
+def setup_comfyui(cpu: bool = True, flags=()) -> str:
+    """For scripts run outside ComfyUI's main.py: put ComfyUI first on sys.path (ahead of this pack,
+    whose `nodes` package would shadow ComfyUI's nodes.py) and set its arguments before any comfy
+    module reads them (comfy.cli_args would otherwise parse the script's own sys.argv)."""
+    root = find_comfyui_or_exit()
+    if root in sys.path:
+        sys.path.remove(root)
+    sys.path.insert(0, root)
+    import comfy.options
+    comfy.options.enable_args_parsing(False)
+    from comfy.cli_args import args
+    args.cpu = cpu
+    for flag in flags:
+        setattr(args, flag, True)
+    return root

@@ -5,7 +5,6 @@ import re
 
 import safetensors
 import safetensors.torch
-import torch
 
 from .errors import ReenactError
 from .motion_embedding import MotionEmbedding
@@ -72,17 +71,23 @@ def next_free_path(folder: str, prefix: str) -> str:
 def save_embedding(embedding: MotionEmbedding, folder: str, prefix: str) -> str:
     """Write to a fresh counter-suffixed file and return its path; existing files are never touched."""
     path = next_free_path(folder, prefix)
+    write_reserved(path, {TENSOR_KEY: embedding.tokens.detach().float().cpu().contiguous()},
+                   _metadata_strings(embedding))
+    return path
+
+
+def write_reserved(path: str, tensors: dict, metadata: dict) -> None:
+    """Fill a file this run reserved (created empty, O_EXCL) through a temporary file, so a crash or
+    Cancel mid-write leaves neither a half-written file nor the empty reservation behind."""
     tmp = path + ".tmp"
     try:
-        safetensors.torch.save_file({TENSOR_KEY: embedding.tokens.detach().float().cpu().contiguous()},
-                                    tmp, metadata=_metadata_strings(embedding))
+        safetensors.torch.save_file(tensors, tmp, metadata=metadata)
         os.replace(tmp, path)
     except BaseException:
         for leftover in (tmp, path):
             if os.path.exists(leftover):
                 os.remove(leftover)
         raise
-    return path
 
 
 def load_embedding(path: str) -> MotionEmbedding:

@@ -18,10 +18,9 @@ import os
 import re
 
 import safetensors
-import safetensors.torch
 import torch
 
-from .embedding_file import PICKLE_EXTENSIONS, RUN_CHECKPOINT_FORMAT, TENSOR_KEY, safe_prefix
+from .embedding_file import PICKLE_EXTENSIONS, RUN_CHECKPOINT_FORMAT, TENSOR_KEY, safe_prefix, write_reserved
 from .errors import ReenactError
 from .inversion import InversionSettings, RunState
 
@@ -83,15 +82,7 @@ def save_checkpoint(state: RunState, run_folder: str, header: dict, keep: int) -
     strings = _header_strings(meta)
     strings.update(format=FORMAT_NAME, format_version=str(FORMAT_VERSION))
     os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY))  # refuses to overwrite
-    tmp = path + ".tmp"
-    try:
-        safetensors.torch.save_file(tensors, tmp, metadata=strings)
-        os.replace(tmp, path)
-    except BaseException:
-        for leftover in (tmp, path):
-            if os.path.exists(leftover):
-                os.remove(leftover)
-        raise
+    write_reserved(path, tensors, strings)
     if keep > 0:
         steps = sorted((int(m.group(1)), f) for f in os.listdir(run_folder) if (m := STEP_FILE.match(f)))
         for _, f in steps[:-keep]:

@@ -109,12 +109,6 @@ def side_by_side(reference_rgb: np.ndarray, result_rgb: np.ndarray, spec: dict, 
 
 
 if __name__ == "__main__":
-    import sys
-
-    from reenact_cli.locate import find_comfyui_or_exit
-    sys.path.insert(0, find_comfyui_or_exit())
-    import comfy.options
-    comfy.options.enable_args_parsing(False)
-    from comfy.cli_args import args
-    args.cpu = True
+    from reenact_cli.locate import setup_comfyui
+    setup_comfyui(cpu=True)
     print(f"wrote {write_assets()}")

@@ -25,20 +25,10 @@ import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "..", "tests"))
-from comfyui_location import HOW_TO_GET_COMFYUI, PACK_ROOT, find_comfyui  # noqa: E402
+sys.path.insert(0, os.path.join(HERE, "..", ".."))
+from reenact_cli.locate import setup_comfyui  # noqa: E402
 
-COMFYUI = find_comfyui()
-if COMFYUI is None:
-    sys.exit(HOW_TO_GET_COMFYUI)
-sys.path.insert(0, COMFYUI)
-sys.path.insert(1, PACK_ROOT)
-import comfy.options  # noqa: E402
-
-comfy.options.enable_args_parsing(False)
-from comfy.cli_args import args as comfy_args  # noqa: E402
-
-comfy_args.cpu = True
+setup_comfyui(cpu=True)
 import torch  # noqa: E402
 import comfy.utils  # noqa: E402
 
