@@ -24,6 +24,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, ".."))
 from reenact_cli.locate import setup_comfyui  # noqa: E402
+from step_settings import add_step_settings  # noqa: E402
 
 DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
 ATTENTION_FLAGS = {"default": None, "pytorch": "use_pytorch_cross_attention",
@@ -32,13 +33,7 @@ ATTENTION_FLAGS = {"default": None, "pytorch": "use_pytorch_cross_attention",
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--device", choices=["cpu", "cuda"], default="cuda")
-    p.add_argument("--frames", type=int, default=14)
-    p.add_argument("--height", type=int, default=576)
-    p.add_argument("--width", type=int, default=1024)
-    p.add_argument("--tokens", type=int, default=5)
-    p.add_argument("--steps", type=int, default=10, help="timed steps after warm-up")
-    p.add_argument("--warmup", type=int, default=2)
+    add_step_settings(p)
     p.add_argument("--dtype", choices=sorted(DTYPES), default="bf16", help="weight storage dtype")
     p.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default="auto",
                    help="compute dtype of the inversion; auto = --dtype")

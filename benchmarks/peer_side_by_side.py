@@ -14,6 +14,8 @@ import shlex
 import subprocess
 import sys
 
+from step_settings import add_step_settings, step_settings_flags
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
@@ -30,18 +32,11 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--peer-repo", required=True)
     p.add_argument("--peer-site", required=True, help="folder holding the peer's pinned packages")
-    p.add_argument("--device", choices=["cpu", "cuda"], default="cuda")
-    p.add_argument("--frames", default="14")
-    p.add_argument("--height", default="576")
-    p.add_argument("--width", default="1024")
-    p.add_argument("--tokens", default="5")
-    p.add_argument("--steps", default="10")
-    p.add_argument("--warmup", default="2")
+    add_step_settings(p)
     p.add_argument("--ours", action="append", help="extra inversion_step.py flags; repeat for several runs")
     p.add_argument("--peer", default="", help="extra peer_step.py flags (e.g. --mixed-precision no on a CPU)")
     opts = p.parse_args(argv)
-    common = ["--device", opts.device, "--frames", opts.frames, "--height", opts.height, "--width", opts.width,
-              "--tokens", opts.tokens, "--steps", opts.steps, "--warmup", opts.warmup]
+    common = step_settings_flags(opts)
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [opts.peer_site, os.environ.get("PYTHONPATH")])))
     peer = last_json([sys.executable, os.path.join(HERE, "peer_step.py"), "--peer-repo", opts.peer_repo, *common,
                       *shlex.split(opts.peer)], env=env)

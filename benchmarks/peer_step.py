@@ -23,6 +23,8 @@ import statistics
 import sys
 import time
 
+from step_settings import add_step_settings
+
 # SVD's released configs (stabilityai/stable-video-diffusion-img2vid: unet/, vae/, image_encoder/ config.json).
 SVD_UNET = dict(sample_size=96, in_channels=8, out_channels=4,
                 down_block_types=("CrossAttnDownBlockSpatioTemporal",) * 3 + ("DownBlockSpatioTemporal",),
@@ -48,13 +50,7 @@ TINY_CLIP = dict(SVD_CLIP, hidden_size=64, intermediate_size=128, num_attention_
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--peer-repo", required=True, help="checkout of galhar/reenact-anything (not committed here)")
-    p.add_argument("--device", choices=["cpu", "cuda"], default="cuda")
-    p.add_argument("--frames", type=int, default=14)
-    p.add_argument("--height", type=int, default=576)
-    p.add_argument("--width", type=int, default=1024)
-    p.add_argument("--tokens", type=int, default=5)
-    p.add_argument("--steps", type=int, default=10, help="timed steps after warm-up")
-    p.add_argument("--warmup", type=int, default=2)
+    add_step_settings(p)
     p.add_argument("--mixed-precision", choices=["fp16", "bf16", "no"], default="fp16",
                    help="the peer's --mixed_precision (its default: fp16)")
     p.add_argument("--gradient-checkpointing", choices=["on", "off"], default="on", help="the peer's default: on")
