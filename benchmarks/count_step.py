@@ -203,6 +203,9 @@ def main(argv=None):
     opts = parse_args(argv)
     setup_comfy("cpu", "pytorch")
     import torch
+
+    from flop_formulas import register_cpu_attention_formulas
+    register_cpu_attention_formulas()
     model, dtype = build(opts, torch)
     with gpu_attention_kernel(torch, opts.device == "meta"):
         rows = [count(opts, torch, model, dtype, mode) for mode in opts.checkpointing]

@@ -90,6 +90,9 @@ def main(argv=None):
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
+    from flop_formulas import register_cpu_attention_formulas
+    register_cpu_attention_formulas()
+
     import comfy.ldm.modules.attention
     from reenact_core.inversion import InversionSettings, invert_motion
     from reenact_core.memory_mode import plan_run

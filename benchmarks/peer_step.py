@@ -103,6 +103,9 @@ def main(argv=None):
     opts = parse_args(argv)
     import torch
     from torch.utils.flop_counter import FlopCounterMode
+
+    from flop_formulas import register_cpu_attention_formulas
+    register_cpu_attention_formulas()
     peer, ImageEmbeddingWrapper, allow_motion_embedding = import_peer(opts.peer_repo)
     accelerator, unet, vae, image_encoder, feature_extractor, weight_dtype, attention = build(
         opts, torch, allow_motion_embedding)

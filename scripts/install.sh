@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install everything the pack and its tests need into the current Python, on a fresh machine.
-# torch + torchvision come as the registry's regular pair (ComfyUI imports torchvision).
+# torch + torchvision are pinned to the pair the suite is tested with (ComfyUI imports torchvision), so a new
+# machine and CI test the same thing; another installed version is replaced, and the script says so.
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
 comfy="${COMFYUI_PATH:-}"
@@ -13,7 +14,18 @@ if [ ! -f "$comfy/main.py" ] || [ ! -f "$comfy/requirements.txt" ]; then
   echo "or set COMFYUI_PATH to a checkout, or clone this pack into ComfyUI/custom_nodes/." >&2
   exit 2
 fi
-python -m pip install --quiet torch torchvision
+TORCH_VERSION=2.14.1
+TORCHVISION_VERSION=0.29.1
+have="$(python -c 'import importlib.metadata as m
+def v(n):
+    try: return m.version(n)
+    except m.PackageNotFoundError: return "none"
+print(v("torch"), v("torchvision"))' 2>/dev/null || echo "none none")"
+set -- $have
+if [ "${1%%+*}" != "$TORCH_VERSION" ] || [ "${2%%+*}" != "$TORCHVISION_VERSION" ]; then
+  echo "torch $1 / torchvision $2 installed; replacing with the tested torch $TORCH_VERSION / torchvision $TORCHVISION_VERSION"
+  python -m pip install --quiet "torch==$TORCH_VERSION" "torchvision==$TORCHVISION_VERSION"
+fi
 # ComfyUI's own requirements, minus the torch family already handled (torchaudio has no build
 # matching the registry's newest torch; ComfyUI only needs it for audio nodes).
 grep -v -E '^(torch|torchvision|torchaudio)([<>=~ ].*)?$' "$comfy/requirements.txt" > /tmp/comfy-requirements.txt
