@@ -3,6 +3,7 @@ from comfy_api.latest import io
 from ..reenact_core.errors import ReenactError
 from ..reenact_core.motion_conditioning import positive_and_negative
 from .common import CATEGORY, MotionEmbeddingType
+from .validation import declared_problem, first_problem
 
 
 class ApplyMotionEmbedding(io.ComfyNode):
@@ -29,6 +30,10 @@ class ApplyMotionEmbedding(io.ComfyNode):
             outputs=[io.Conditioning.Output("positive_out", display_name="positive"),
                      io.Conditioning.Output("negative_out", display_name="negative")],
         )
+
+    @classmethod
+    def validate_inputs(cls, strength):
+        return first_problem(declared_problem(cls, strength=strength))
 
     @classmethod
     def execute(cls, positive, negative, motion_embedding, latent, strength,

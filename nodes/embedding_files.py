@@ -3,7 +3,7 @@ import os
 import folder_paths
 from comfy_api.latest import io
 
-from ..reenact_core.embedding_file import load_embedding, save_embedding
+from ..reenact_core.embedding_file import load_embedding, prefix_problem, save_embedding
 from .common import CATEGORY, EMBEDDINGS_FOLDER, MotionEmbeddingType
 
 
@@ -24,6 +24,11 @@ class SaveMotionEmbedding(io.ComfyNode):
             outputs=[io.String.Output("path")],
             is_output_node=True,
         )
+
+    @classmethod
+    def validate_inputs(cls, filename_prefix):
+        """Checked before the run, so a long optimisation never ends in a refused save."""
+        return (prefix_problem(filename_prefix) if filename_prefix is not None else None) or True
 
     @classmethod
     def execute(cls, motion_embedding, filename_prefix) -> io.NodeOutput:
@@ -48,7 +53,8 @@ class LoadMotionEmbedding(io.ComfyNode):
     @classmethod
     def validate_inputs(cls, embedding_name):
         if folder_paths.get_full_path(EMBEDDINGS_FOLDER, embedding_name) is None:
-            return f"expected a file in models/{EMBEDDINGS_FOLDER}, got {embedding_name!r}, which is not there"
+            return (f"expected embedding_name to be a file in models/{EMBEDDINGS_FOLDER}, got {embedding_name!r}, "
+                    "which is not there")
         return True
 
     @classmethod

@@ -3,6 +3,7 @@ from comfy_api.latest import io
 from ..reenact_core.clip_init import encode_frames, inflate
 from ..reenact_core.motion_embedding import MotionEmbedding
 from .common import CATEGORY, MotionEmbeddingType
+from .validation import declared_problem, first_problem
 
 
 class InflateCLIPEmbedding(io.ComfyNode):
@@ -27,6 +28,10 @@ class InflateCLIPEmbedding(io.ComfyNode):
             ],
             outputs=[MotionEmbeddingType.Output("motion_embedding")],
         )
+
+    @classmethod
+    def validate_inputs(cls, init_noise):
+        return first_problem(declared_problem(cls, init_noise=init_noise))
 
     @classmethod
     def execute(cls, clip_vision, images, tokens_per_frame, init_noise, seed,

@@ -6,7 +6,8 @@ from comfy_api.latest import io
 from ..reenact_core.errors import ReenactError
 from ..reenact_core.video_frames import (RESIZE_MODES, VIDEO_EXTENSIONS, FrameSelection, fit_frames,
                                          read_video_frames, select_from_images)
-from .common import CATEGORY, size_problem
+from .common import CATEGORY, MAX_SIDE, multiple_of_64_problem
+from .validation import NOT_CONNECTED, declared_problem, first_problem
 
 
 def _input_videos():
@@ -36,8 +37,8 @@ class LoadMotionReference(io.ComfyNode):
                              tooltip="Take every n-th frame. Ignored when target_fps > 0."),
                 io.Float.Input("target_fps", default=0.0, min=0.0, max=240.0, step=0.5,
                                tooltip="Pick frames at this rate instead of a fixed stride; 0 = use stride."),
-                io.Int.Input("width", default=1024, min=64, max=4096, step=64),
-                io.Int.Input("height", default=576, min=64, max=4096, step=64),
+                io.Int.Input("width", default=1024, min=64, max=MAX_SIDE, step=64),
+                io.Int.Input("height", default=576, min=64, max=MAX_SIDE, step=64),
                 io.Combo.Input("resize_mode", options=list(RESIZE_MODES), default="crop",
                                tooltip="crop: fill and cut the edges; pad: fit and add black bars; "
                                        "stretch: ignore the aspect ratio."),
@@ -55,8 +56,13 @@ class LoadMotionReference(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, width, height, **kwargs):
-        return size_problem(width, height) or True
+    def validate_inputs(cls, width, height, target_fps, resize_mode, video=None, images=NOT_CONNECTED,
+                        images_fps=None):
+        """Frame ranges are ComfyUI's own check; the video file only matters when no IMAGE is connected."""
+        return first_problem(
+            declared_problem(cls, width=width, height=height, target_fps=target_fps, resize_mode=resize_mode,
+                             images_fps=images_fps, **({"video": video} if images is NOT_CONNECTED else {})),
+            multiple_of_64_problem(width, height))
 
     @classmethod
     def fingerprint_inputs(cls, video=None, **kwargs):

@@ -1,5 +1,3 @@
-import math
-
 import folder_paths
 import torch
 
@@ -10,7 +8,7 @@ from comfy_api.latest import io
 from ..reenact_core.backward_ready import CHECKPOINTING_MODES
 from ..reenact_core.errors import ReenactError
 from ..reenact_core.inversion import LR_SCHEDULES, InversionSettings
-from ..reenact_core.inversion_job import NO_RESUME, RunFiles, files_problem, load_resume, run_inversion
+from ..reenact_core.inversion_job import NO_RESUME, RunFiles, load_resume, run_inversion, run_name_problem
 from ..reenact_core.loss_plot import loss_curve_image
 from ..reenact_core.memory_mode import MEMORY_MODES
 from ..reenact_core.model_checks import (model_fingerprint, require_embedding_fits, require_latents_fit,
@@ -19,24 +17,7 @@ from ..reenact_core.precision import PRECISIONS
 from ..reenact_core.run_checkpoints import list_checkpoints, tensor_fingerprint
 from .common import CATEGORY, EMBEDDINGS_FOLDER, MotionEmbeddingType, size_problem
 from .loss_events import LossEvents
-
-
-def settings_problem(steps, learning_rate, warmup_steps) -> str | None:
-    if steps < 1:
-        return f"expected steps of at least 1, got {steps}"
-    if not (isinstance(learning_rate, (int, float)) and math.isfinite(learning_rate) and learning_rate > 0):
-        return f"expected a finite learning rate above 0, got {learning_rate}"
-    if warmup_steps > steps:
-        return f"expected warmup_steps of at most steps ({steps}), got {warmup_steps}"
-    return None
-
-
-def options_problem(gradient_checkpointing="blocks", precision="auto", memory_mode="balanced") -> str | None:
-    for name, value, allowed in (("gradient_checkpointing", gradient_checkpointing, CHECKPOINTING_MODES),
-                                 ("precision", precision, PRECISIONS), ("memory_mode", memory_mode, MEMORY_MODES)):
-        if value not in allowed:
-            return f"expected {name} in {list(allowed)}, got {value!r}"
-    return None
+from .validation import at_most_problem, declared_problem, first_problem
 
 
 def encode_reference(vae, frames: torch.Tensor, augmentation_level: float, seed: int):
@@ -120,12 +101,19 @@ class OptimizeMotionEmbedding(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, steps=1, learning_rate=0.01, warmup_steps=0, gradient_checkpointing="blocks",
-                        precision="auto", memory_mode="balanced", save_every=0, keep_checkpoints=3,
-                        run_name="motion", **kwargs):
-        return (settings_problem(steps, learning_rate, warmup_steps)
-                or options_problem(gradient_checkpointing, precision, memory_mode)
-                or files_problem(save_every, keep_checkpoints, run_name) or True)
+    def validate_inputs(cls, steps, warmup_steps, learning_rate, sigma_log_mean, sigma_log_std,
+                        augmentation_level, weight_decay, gradient_checkpointing, lr_schedule, precision=None,
+                        memory_mode=None, resume=None, run_name=None):
+        """NaN, combo options, a warm-up longer than the run and an unsafe run name (validation.py says why
+        these are the node's); ComfyUI checks every other input."""
+        return first_problem(
+            declared_problem(cls, steps=steps, warmup_steps=warmup_steps, learning_rate=learning_rate,
+                             sigma_log_mean=sigma_log_mean, sigma_log_std=sigma_log_std,
+                             augmentation_level=augmentation_level, weight_decay=weight_decay,
+                             gradient_checkpointing=gradient_checkpointing, lr_schedule=lr_schedule,
+                             precision=precision, memory_mode=memory_mode, resume=resume),
+            at_most_problem("warmup_steps", warmup_steps, "steps", steps),
+            run_name_problem(run_name) if run_name is not None else None)
 
     @classmethod
     def execute(cls, model, vae, reference, init_embedding, steps, learning_rate, seed, sigma_log_mean,
@@ -133,11 +121,7 @@ class OptimizeMotionEmbedding(io.ComfyNode):
                 lr_schedule="constant", warmup_steps=0, weight_decay=0.01, precision="auto", memory_mode="balanced",
                 source_name="", run_name="motion", save_every=0, keep_checkpoints=3,
                 resume=NO_RESUME) -> io.NodeOutput:
-        problem = (settings_problem(steps, learning_rate, warmup_steps)
-                   or options_problem(gradient_checkpointing, precision, memory_mode)
-                   or files_problem(save_every, keep_checkpoints, run_name)
-                   or size_problem(reference.shape[2], reference.shape[1]))
-        if problem:
+        if problem := size_problem(reference.shape[2], reference.shape[1]):
             raise ReenactError(problem)
         require_svd(model)
         require_vae_for(model, vae)

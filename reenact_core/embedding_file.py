@@ -38,16 +38,22 @@ def _parse_value(key: str, text: str):
         return text
 
 
-def safe_prefix(prefix: str) -> str:
+def prefix_problem(prefix: str) -> str | None:
     """A save prefix may name subfolders, but never climb out of the embeddings folder."""
     cleaned = prefix.replace("\\", "/").strip()
     parts = cleaned.split("/")
     if not cleaned or os.path.isabs(cleaned) or re.match(r"^[A-Za-z]:", cleaned) or ".." in parts:
-        raise ReenactError(f"expected a file name prefix inside the motion_embeddings folder "
-                           f"(like 'motion/wave'), got {prefix!r}")
+        return (f"expected a file name prefix inside the motion_embeddings folder (like 'motion/wave'), "
+                f"got {prefix!r}")
     if any(p == "" for p in parts[:-1]) or parts[-1] in ("", "."):
-        raise ReenactError(f"expected a file name prefix like 'motion/wave', got {prefix!r}")
-    return cleaned
+        return f"expected a file name prefix like 'motion/wave', got {prefix!r}"
+    return None
+
+
+def safe_prefix(prefix: str) -> str:
+    if problem := prefix_problem(prefix):
+        raise ReenactError(problem)
+    return prefix.replace("\\", "/").strip()
 
 
 def next_free_path(folder: str, prefix: str) -> str:

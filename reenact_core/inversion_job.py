@@ -31,11 +31,8 @@ class RunFiles:
     resume: str = NO_RESUME
 
 
-def files_problem(save_every: int, keep_checkpoints: int, run_name: str) -> str | None:
-    if save_every < 0:
-        return f"expected save_every of 0 (off) or more steps, got {save_every}"
-    if keep_checkpoints < 0:
-        return f"expected keep_checkpoints of 0 (keep all) or more, got {keep_checkpoints}"
+def run_name_problem(run_name: str) -> str | None:
+    """A run name becomes a folder name under checkpoints/ and rescued/: no slashes, no '.' or '..'."""
     if not run_name or "/" in run_name.replace("\\", "/") or run_name.strip() in (".", ".."):
         return f"expected a run name without slashes (like 'wave'), got {run_name!r}"
     return None

@@ -14,17 +14,9 @@ if [ ! -f "$comfy/main.py" ] || [ ! -f "$comfy/requirements.txt" ]; then
   echo "or set COMFYUI_PATH to a checkout, or clone this pack into ComfyUI/custom_nodes/." >&2
   exit 2
 fi
-TORCH_VERSION=2.14.1
-TORCHVISION_VERSION=0.29.1
-have="$(python -c 'import importlib.metadata as m
-def v(n):
-    try: return m.version(n)
-    except m.PackageNotFoundError: return "none"
-print(v("torch"), v("torchvision"))' 2>/dev/null || echo "none none")"
-set -- $have
-if [ "${1%%+*}" != "$TORCH_VERSION" ] || [ "${2%%+*}" != "$TORCHVISION_VERSION" ]; then
-  echo "torch $1 / torchvision $2 installed; replacing with the tested torch $TORCH_VERSION / torchvision $TORCHVISION_VERSION"
-  python -m pip install --quiet "torch==$TORCH_VERSION" "torchvision==$TORCHVISION_VERSION"
+if ! python "$here/scripts/check_torch.py"; then
+  echo "replacing them with the tested pair from scripts/tested-torch.txt"
+  python -m pip install --quiet -r "$here/scripts/tested-torch.txt"
 fi
 # ComfyUI's own requirements, minus the torch family already handled (torchaudio has no build
 # matching the registry's newest torch; ComfyUI only needs it for audio nodes).
