@@ -132,7 +132,8 @@ def count(opts, torch, model, dtype, mode):
     """FLOPs of one step in `mode`, and the saved-bytes picture from a checkpointing-off pass."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    from reenact_core.backward_ready import checkpoint_targets, prepared_for_backward
+    from reenact_core.backward_ready import prepared_for_backward
+    from reenact_core.layer_wrappers import checkpoint_targets
     from reenact_core.inversion import DenoisingObjective, InversionSettings
     from reenact_core.precision import computing_in
     device = torch.device(opts.device)

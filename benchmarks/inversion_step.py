@@ -10,8 +10,11 @@ asserted by tests.
 
 --dtype is the dtype the weights are stored in (what ComfyUI's loader picked); --precision is the
 compute dtype of the inversion (auto = the stored one). --attention selects ComfyUI's attention
-implementation the way its CLI flags do (it is chosen once, at import). --compile uses ComfyUI's
-own TorchCompileModel mechanism (comfy_api.torch_helpers.set_torch_compile_wrapper).
+implementation the way its CLI flags do (it is chosen once, at import). --compile is the node's own
+compile option (reenact_core/layer_wrappers.py): the JSON then says how many graphs were compiled, how
+many graph breaks were seen and how long the first step's compile took. --profile adds the time split by op
+class (profile_split.py) over a few extra steps. --useful-tflop (count_step.py's checkpointing-off count at
+this size) adds the share of the matmul rate counted on a step without recompute.
 """
 import argparse
 import json
@@ -37,11 +40,15 @@ def parse_args(argv=None):
     p.add_argument("--dtype", choices=sorted(DTYPES), default="bf16", help="weight storage dtype")
     p.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default="auto",
                    help="compute dtype of the inversion; auto = --dtype")
-    p.add_argument("--checkpointing", choices=["blocks", "layers", "off"], default="blocks")
+    p.add_argument("--checkpointing", choices=["blocks", "layers", "off", "budget"], default="blocks")
     p.add_argument("--memory-mode", choices=["balanced", "low_vram"], default="balanced")
     p.add_argument("--attention", choices=sorted(ATTENTION_FLAGS), default="default",
                    help="ComfyUI's attention implementation (default: what ComfyUI picks on this device)")
-    p.add_argument("--compile", action="store_true", help="torch.compile the UNet (ComfyUI's wrapper)")
+    p.add_argument("--compile", action="store_true", help="the node's compile option (torch.compile per layer)")
+    p.add_argument("--profile", type=int, default=0, metavar="STEPS",
+                   help="profile this many extra steps and add the time split by op class")
+    p.add_argument("--useful-tflop", type=float, default=None,
+                   help="FLOPs of one step without recompute at this size (count_step.py, checkpointing off)")
     p.add_argument("--model", choices=["full", "small"], default="full",
                    help="full: SVD's 1.52 B-parameter UNet; small: the test model")
     return p.parse_args(argv)
@@ -94,7 +101,8 @@ def main(argv=None):
     register_cpu_attention_formulas()
 
     import comfy.ldm.modules.attention
-    from reenact_core.inversion import InversionSettings, invert_motion
+    from profile_split import time_split
+    from reenact_core.inversion import InversionSettings, RunStats, invert_motion
     from reenact_core.memory_mode import plan_run
     from reenact_testkit.small_models import full_svd_unet_config, make_svd, small_svd_unet_config
 
@@ -109,10 +117,15 @@ def main(argv=None):
     latents = torch.randn(opts.frames, 4, opts.height // 8, opts.width // 8, generator=g)
     condition = latents[:1].clone()
     init = torch.randn(opts.frames + 1, opts.tokens, dim, generator=g)
+    compile = "on" if opts.compile else "off"
     knobs = dict(checkpointing=opts.checkpointing, precision=opts.precision, memory_mode=opts.memory_mode,
-                 seed=0)
-    plan = plan_run(opts.memory_mode, opts.checkpointing, opts.precision, patcher.model, patcher.load_device)
-    settings = InversionSettings(steps=1, **knobs)
+                 seed=0, compile=compile)
+    plan = plan_run(opts.memory_mode, opts.checkpointing, opts.precision, patcher.model, patcher.load_device,
+                    compile)
+    # FLOPs are counted on an eager step (a compiled one runs outside the counter's reach); the arithmetic is
+    # the same, and "budget" is counted as "off" (what the partitioner recomputes is not known here).
+    counted = dict(knobs, compile="off", checkpointing="off" if opts.checkpointing == "budget" else opts.checkpointing)
+    settings = InversionSettings(steps=1, **counted)
 
     # CPU: the allocator keeps freed pages, so the run's own peak is measured from before the first run
     before_gb = rss_gb("VmRSS") if opts.device == "cpu" and reset_peak_rss() else float("nan")
@@ -129,9 +142,6 @@ def main(argv=None):
     with FlopCounterMode(display=False) as counter, torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         invert_motion(patcher, latents, condition, init, settings)
     flop_per_step = counter.get_total_flops()
-    if opts.compile:
-        from comfy_api.torch_helpers import set_torch_compile_wrapper
-        set_torch_compile_wrapper(patcher, backend="inductor")
 
     cuda = opts.device == "cuda"
     if cuda:
@@ -145,7 +155,8 @@ def main(argv=None):
         stamps.append(time.perf_counter())
 
     timed = InversionSettings(steps=opts.warmup + opts.steps + 1, **knobs)
-    invert_motion(patcher, latents, condition, init, timed, on_step)
+    stats = RunStats()
+    invert_motion(patcher, latents, condition, init, timed, on_step, stats=stats)
     per_step = [b - a for a, b in zip(stamps[opts.warmup:], stamps[opts.warmup + 1:])]
     s_per_step = statistics.median(per_step)
     if cuda:
@@ -154,19 +165,39 @@ def main(argv=None):
     else:
         peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20  # process peak RSS
         run_extra_gb = rss_gb("VmHWM") - before_gb  # peak since the reset before the first run
+    split = None
+    if opts.profile:
+        from torch.profiler import ProfilerActivity, profile
+        activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+        with profile(activities=activities) as prof:
+            invert_motion(patcher, latents, condition, init, InversionSettings(steps=opts.profile, **knobs))
+            if cuda:
+                torch.cuda.synchronize()
+        split = time_split(prof, opts.device)
     achieved = flop_per_step / s_per_step / 1e12
     result = {"device": opts.device, "model": opts.model, "params": params, "frames": opts.frames,
               "height": opts.height, "width": opts.width, "tokens": opts.tokens,
               "dtype": SHORT[plan.dtype], "weight_dtype": opts.dtype, "checkpointing": plan.checkpointing,
               "memory_mode": opts.memory_mode, "attention": comfy.ldm.modules.attention.optimized_attention.__name__,
-              "compile": opts.compile, "s_per_step": round(s_per_step, 4),
+              "compile": opts.compile, "compiled_graphs": stats.compile.graphs if stats.compile else 0,
+              "graph_breaks": stats.compile.graph_breaks if stats.compile else 0,
+              "compile_s": round(stats.compile_seconds, 2) if stats.compile else 0.0,
+              "s_per_step": round(s_per_step, 4),
               "peak_mem_gb": round(peak_gb, 3),
               "run_extra_mem_gb": round(run_extra_gb, 3), "saved_for_backward_gb": round(sum(saved.values()) / 2 ** 30, 4), "tflop_per_step": round(flop_per_step / 1e12, 4),
               "achieved_tflops": round(achieved, 4)}
+    if opts.useful_tflop:
+        result["useful_tflop_per_step"] = opts.useful_tflop
+    if stats.compile and stats.compile.break_reasons:
+        result["graph_break_reasons"] = [r.splitlines()[0][:200] for r in stats.compile.break_reasons]
+    if split:
+        result["time_split"] = split
     if cuda:
         rate = matmul_tflops(torch, "cuda", torch.bfloat16)
         result.update(device_name=torch.cuda.get_device_name(), bf16_matmul_tflops=round(rate, 1),
                       fraction_of_matmul_rate=round(achieved / rate, 3))
+        if opts.useful_tflop:
+            result["useful_fraction_of_matmul_rate"] = round(opts.useful_tflop / s_per_step / rate, 3)
     width = max(len(k) for k in result)
     print("inversion step benchmark")
     for k, v in result.items():

@@ -65,6 +65,9 @@ def import_peer(repo):
     if not os.path.isfile(os.path.join(repo, "train_reenact.py")):
         sys.exit(f"expected a checkout of galhar/reenact-anything at {repo} (with train_reenact.py), got none")
     sys.path.insert(0, repo)
+    # The peer's own environment has no peft; a recent one (the GPU image has one) fails at import against its
+    # pinned huggingface_hub, and diffusers imports peft when it finds it. Hidden, as in the peer's environment.
+    sys.modules["peft"] = None
     import train_reenact
     from utils.embds_inversion_utils import ImageEmbeddingWrapper, allow_motion_embedding
     return train_reenact, ImageEmbeddingWrapper, allow_motion_embedding

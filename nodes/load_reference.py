@@ -16,6 +16,14 @@ def _input_videos():
     return sorted(f for f in files if f.lower().endswith(VIDEO_EXTENSIONS))
 
 
+def video_problem(video) -> str | None:
+    """The file must be in ComfyUI's input folder. Like core LoadImage, by path rather than by the listed
+    options: an upload into a subfolder ('clips/wave.mp4') or an annotated name ('x.mp4 [output]') is valid."""
+    if video is None or (video and folder_paths.exists_annotated_filepath(video)):
+        return None
+    return f"expected video to be a file in ComfyUI's input folder, got {video!r}, which is not there"
+
+
 class LoadMotionReference(io.ComfyNode):
     @classmethod
     def define_schema(cls):
@@ -61,8 +69,9 @@ class LoadMotionReference(io.ComfyNode):
         """Frame ranges are ComfyUI's own check; the video file only matters when no IMAGE is connected."""
         return first_problem(
             declared_problem(cls, width=width, height=height, target_fps=target_fps, resize_mode=resize_mode,
-                             images_fps=images_fps, **({"video": video} if images is NOT_CONNECTED else {})),
-            multiple_of_64_problem(width, height))
+                             images_fps=images_fps),
+            multiple_of_64_problem(width, height),
+            video_problem(video) if images is NOT_CONNECTED else None)
 
     @classmethod
     def fingerprint_inputs(cls, video=None, **kwargs):

@@ -5,12 +5,12 @@ import comfy.model_management
 import comfy.utils
 from comfy_api.latest import io
 
-from ..reenact_core.backward_ready import CHECKPOINTING_MODES
+from ..reenact_core.layer_wrappers import CHECKPOINTING_MODES, COMPILE_MODES
 from ..reenact_core.errors import ReenactError
 from ..reenact_core.inversion import LR_SCHEDULES, InversionSettings
 from ..reenact_core.inversion_job import NO_RESUME, RunFiles, load_resume, run_inversion, run_name_problem
 from ..reenact_core.loss_plot import loss_curve_image
-from ..reenact_core.memory_mode import MEMORY_MODES
+from ..reenact_core.memory_mode import MEMORY_MODES, compile_problem
 from ..reenact_core.model_checks import (model_fingerprint, require_embedding_fits, require_latents_fit,
                                          require_svd, require_vae_for)
 from ..reenact_core.precision import PRECISIONS
@@ -69,7 +69,9 @@ class OptimizeMotionEmbedding(io.ComfyNode):
                 io.Combo.Input("gradient_checkpointing", options=list(CHECKPOINTING_MODES), default="blocks",
                                tooltip="blocks: recompute each UNet block in backward, much less VRAM, "
                                        "about 30% slower. layers: recompute each resblock and transformer "
-                                       "block on its own, finer. off: fastest, most VRAM."),
+                                       "block on its own, finer. off: fastest, most VRAM. budget (needs "
+                                       "compile on): the compiler keeps what fits a fixed share of off's "
+                                       "memory and recomputes only the cheap ops."),
                 io.Combo.Input("lr_schedule", options=list(LR_SCHEDULES), default="constant"),
                 io.Int.Input("warmup_steps", default=0, min=0, max=100_000),
                 io.Float.Input("weight_decay", default=0.01, min=0.0, max=1.0, step=0.001),
@@ -79,9 +81,15 @@ class OptimizeMotionEmbedding(io.ComfyNode):
                                        "in (fp16 on most GPUs, with loss scaling). bf16 is the safer 16-bit "
                                        "choice where the GPU supports it."),
                 io.Combo.Input("memory_mode", options=list(MEMORY_MODES), default="balanced", optional=True,
-                               tooltip="low_vram (12-16 GB cards): layer checkpointing, 16-bit compute and "
-                                       "every other model unloaded first. Overrides gradient_checkpointing "
+                               tooltip="low_vram (8-16 GB cards): layer checkpointing, each layer's input and "
+                                       "the other saved tensors kept in CPU memory, 16-bit compute and every "
+                                       "other model unloaded first; slower. Overrides gradient_checkpointing "
                                        "and fp32/auto-fp32 precision."),
+                io.Combo.Input("compile", options=list(COMPILE_MODES), default="off", optional=True,
+                               tooltip="on: torch.compile each UNet layer (fuses the norm and elementwise work). "
+                                       "The first run compiles for a minute or more (the console log says how "
+                                       "long); later runs in the same ComfyUI session reuse it. Needs a working "
+                                       "compiler toolchain (Triton on NVIDIA)."),
                 io.String.Input("source_name", default="", optional=True, force_input=True,
                                 tooltip="Recorded in the embedding's metadata (Load Motion Reference's name)."),
                 io.String.Input("run_name", default="motion", optional=True,
@@ -103,7 +111,7 @@ class OptimizeMotionEmbedding(io.ComfyNode):
     @classmethod
     def validate_inputs(cls, steps, warmup_steps, learning_rate, sigma_log_mean, sigma_log_std,
                         augmentation_level, weight_decay, gradient_checkpointing, lr_schedule, precision=None,
-                        memory_mode=None, resume=None, run_name=None):
+                        memory_mode=None, compile=None, resume=None, run_name=None):
         """NaN, combo options, a warm-up longer than the run and an unsafe run name (validation.py says why
         these are the node's); ComfyUI checks every other input."""
         return first_problem(
@@ -111,15 +119,16 @@ class OptimizeMotionEmbedding(io.ComfyNode):
                              sigma_log_mean=sigma_log_mean, sigma_log_std=sigma_log_std,
                              augmentation_level=augmentation_level, weight_decay=weight_decay,
                              gradient_checkpointing=gradient_checkpointing, lr_schedule=lr_schedule,
-                             precision=precision, memory_mode=memory_mode, resume=resume),
+                             precision=precision, memory_mode=memory_mode, compile=compile, resume=resume),
             at_most_problem("warmup_steps", warmup_steps, "steps", steps),
+            compile_problem(gradient_checkpointing, compile or "off") if memory_mode != "low_vram" else None,
             run_name_problem(run_name) if run_name is not None else None)
 
     @classmethod
     def execute(cls, model, vae, reference, init_embedding, steps, learning_rate, seed, sigma_log_mean,
                 sigma_log_std, augmentation_level, fps, motion_bucket_id, gradient_checkpointing,
                 lr_schedule="constant", warmup_steps=0, weight_decay=0.01, precision="auto", memory_mode="balanced",
-                source_name="", run_name="motion", save_every=0, keep_checkpoints=3,
+                compile="off", source_name="", run_name="motion", save_every=0, keep_checkpoints=3,
                 resume=NO_RESUME) -> io.NodeOutput:
         if problem := size_problem(reference.shape[2], reference.shape[1]):
             raise ReenactError(problem)
@@ -134,7 +143,7 @@ class OptimizeMotionEmbedding(io.ComfyNode):
                                      sigma_log_mean=sigma_log_mean, sigma_log_std=sigma_log_std, fps=fps,
                                      motion_bucket_id=motion_bucket_id, augmentation_level=augmentation_level,
                                      checkpointing=gradient_checkpointing, precision=precision,
-                                     memory_mode=memory_mode)
+                                     memory_mode=memory_mode, compile=compile)
         files = RunFiles(embeddings_folder(), run_name, save_every, keep_checkpoints, resume or NO_RESUME)
         fingerprint, reference_fingerprint = model_fingerprint(model), tensor_fingerprint(reference)
         resumed, settings = load_resume(files, settings, fingerprint, reference_fingerprint,

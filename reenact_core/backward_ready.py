@@ -3,24 +3,16 @@
 ComfyUI loads models inside torch.inference_mode(), so its weights are inference tensors, which
 autograd refuses to save for backward. For the run they are swapped for ordinary tensors that alias
 the same memory. Everything done here is undone on exit, whether the run ends, fails or is
-cancelled: the original weight tensors, requires_grad flags, and the checkpoint wrappers.
+cancelled: the original weight tensors, requires_grad flags, and the layer wrappers (layer_wrappers.py:
+checkpointing, compiling, offloading).
 
-Checkpointing granularity trades memory for recompute (measured in benchmarks/README.md):
-- "blocks": every layer the UNet's input/middle/output blocks hold (ResBlocks, whole spatial-video
-  transformers, down/upsamplers). Not the blocks themselves: UNetModel.forward never calls a
-  TimestepEmbedSequential, it iterates its layers (forward_timestep_embed), so a wrapper on the
-  block's forward would never run.
-- "layers": finer; every ResBlock and every transformer block (spatial and temporal) inside the
-  transformers on its own. Smaller segments, so a lower recompute peak, at the cost of storing
-  each layer's input and the activations of the ops left outside (norms, projections, mixers).
-Both re-run the forward once in backward, so the extra time is about one forward pass.
+What each checkpointing mode recomputes and costs: layer_wrappers.py and benchmarks/README.md.
 """
 import contextlib
 
 import torch
-import torch.utils.checkpoint
 
-CHECKPOINTING_MODES = ("blocks", "layers", "off")
+from .layer_wrappers import wrapped_layers
 
 
 def _ordinary_alias(t: torch.Tensor) -> torch.Tensor:
@@ -70,55 +62,9 @@ def frozen(module: torch.nn.Module):
             p.requires_grad_(flag)
 
 
-def _checkpointed(forward):
-    def run(*args, **kwargs):
-        return torch.utils.checkpoint.checkpoint(forward, *args, use_reentrant=False, **kwargs)
-    return run
-
-
-def _outermost(module, kinds):
-    """Modules of the given kinds, not descending into a match (a VideoResBlock holds a ResBlock)."""
-    found = []
-    for child in module.children():
-        if isinstance(child, kinds):
-            found.append(child)
-        else:
-            found.extend(_outermost(child, kinds))
-    return found
-
-
-def checkpoint_targets(diffusion_model, mode: str):
-    if mode == "off":
-        return []
-    if mode == "blocks":
-        blocks = [*diffusion_model.input_blocks, diffusion_model.middle_block, *diffusion_model.output_blocks]
-        return [layer for block in blocks for layer in block]
-    if mode == "layers":
-        from comfy.ldm.modules.attention import BasicTransformerBlock
-        from comfy.ldm.modules.diffusionmodules.openaimodel import ResBlock
-        return _outermost(diffusion_model, (ResBlock, BasicTransformerBlock))
-    raise ValueError(f"expected checkpointing mode in {CHECKPOINTING_MODES}, got {mode!r}")
-
-
 @contextlib.contextmanager
-def gradient_checkpointing(diffusion_model, mode: str):
-    """Wrap each target's forward in non-reentrant checkpointing; unwrap on exit."""
-    targets = checkpoint_targets(diffusion_model, mode)
-    saved = [(m, m.__dict__.get("forward")) for m in targets]
-    try:
-        for m in targets:
-            m.forward = _checkpointed(m.forward)
-        yield
-    finally:
-        for m, previous in saved:
-            if previous is None:
-                m.__dict__.pop("forward", None)
-            else:
-                m.forward = previous
-
-
-@contextlib.contextmanager
-def prepared_for_backward(diffusion_model, checkpointing: str):
+def prepared_for_backward(diffusion_model, checkpointing: str, compile: bool = False, offload: bool = False):
+    """Autograd-ready, frozen weights and wrapped layers (layer_wrappers.py); yields the CompileReport."""
     with autograd_ready(diffusion_model), frozen(diffusion_model), \
-            gradient_checkpointing(diffusion_model, checkpointing):
-        yield
+            wrapped_layers(diffusion_model, checkpointing, compile, offload) as report:
+        yield report

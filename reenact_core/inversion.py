@@ -9,8 +9,12 @@ only activation gradients; the UNet may compute in bf16/fp16 (precision.py) whil
 their AdamW state and the loss stay fp32; checkpointing granularity and a low-VRAM mode
 (memory_mode.py) trade recompute for memory.
 """
+import contextlib
+import logging
 import math
-from dataclasses import dataclass, asdict
+import statistics
+import time
+from dataclasses import asdict, dataclass, field
 from typing import Callable
 
 import torch
@@ -21,6 +25,7 @@ from comfy.sampler_helpers import convert_cond
 
 from .backward_ready import prepared_for_backward
 from .errors import ReenactError
+from .layer_wrappers import CompileReport
 from .memory_mode import free_other_models, plan_run
 from .motion_conditioning import conditioning_with_motion
 from .precision import computing_in, loss_scaler
@@ -42,6 +47,7 @@ class InversionSettings:
     checkpointing: str = "blocks"
     precision: str = "auto"
     memory_mode: str = "balanced"
+    compile: str = "off"
 
     def as_dict(self):
         return asdict(self)
@@ -141,6 +147,30 @@ class RunState:
 CheckpointCallback = Callable[[RunState], None]
 
 
+@dataclass
+class RunStats:
+    """What a run can tell about its speed: seconds per step (the first includes compiling) and what
+    torch.compile did. Filled in by invert_motion when a caller passes one."""
+    step_seconds: list = field(default_factory=list)
+    compile: CompileReport | None = None
+
+    @property
+    def compile_seconds(self) -> float | None:
+        """The first step's time beyond a typical step's: the compile, when the run compiled."""
+        if self.compile is None or len(self.step_seconds) < 2:
+            return None
+        return max(0.0, self.step_seconds[0] - statistics.median(self.step_seconds[1:]))
+
+    def describe(self) -> str:
+        report = self.compile
+        text = f"torch.compile: {report.graphs} graphs compiled, {report.graph_breaks} graph breaks"
+        if report.break_reasons:
+            text += f" ({'; '.join(report.break_reasons)[:300]})"
+        if self.compile_seconds is not None:
+            text += f"; the first step took {self.step_seconds[0]:.1f} s, {self.compile_seconds:.1f} s of it compiling"
+        return text
+
+
 class NonFiniteLoss(ReenactError):
     """The loss or the tokens stopped being finite; carries the last tokens whose loss was finite."""
 
@@ -184,14 +214,14 @@ def _non_finite_message(what, step, sigma, dtype, learning_rate):
 def invert_motion(model_patcher, reference_latents, condition_latent, init_tokens,
                   settings: InversionSettings, on_step: StepCallback | None = None,
                   resume: RunState | None = None, save_every: int = 0,
-                  on_checkpoint: CheckpointCallback | None = None):
+                  on_checkpoint: CheckpointCallback | None = None, stats: RunStats | None = None):
     """Optimise motion tokens (F+1, N, D) so the frozen SVD denoises the reference video.
 
     Returns (tokens on CPU in fp32, per-step losses). The MODEL's outputs are unchanged afterwards,
     whether the run ends, raises or is cancelled (on_step may raise to cancel).
     `resume` continues a run from its saved state, bit for bit on a CPU; `on_checkpoint` gets the
     state every `save_every` steps (0 = never). A non-finite loss raises NonFiniteLoss with the last
-    tokens whose loss was finite.
+    tokens whose loss was finite. `stats`, when given, gets the step times and the compile report.
     """
     if init_tokens.shape[0] - 1 != reference_latents.shape[0]:
         raise ReenactError(f"expected an initial embedding with {reference_latents.shape[0]} frame slots "
@@ -200,7 +230,7 @@ def invert_motion(model_patcher, reference_latents, condition_latent, init_token
         raise ReenactError(f"expected steps above the checkpoint's step {resume.step} to resume, "
                            f"got {settings.steps}")
     plan = plan_run(settings.memory_mode, settings.checkpointing, settings.precision, model_patcher.model,
-                    model_patcher.load_device)
+                    model_patcher.load_device, settings.compile)
     if plan.free_other_models:
         free_other_models(model_patcher)
     comfy.model_management.load_models_gpu([model_patcher])
@@ -216,15 +246,25 @@ def invert_motion(model_patcher, reference_latents, condition_latent, init_token
         if resume is not None:
             _restore(resume, tokens, optimizer, scaler, generator)
             first, losses = resume.step, list(resume.losses)
-        with prepared_for_backward(objective.model.diffusion_model, plan.checkpointing), \
+        stats = stats if stats is not None else RunStats()
+        if plan.compile:
+            logging.info("Reenact Anything: compiling the UNet's layers with torch.compile; the first step takes "
+                         "longer, later runs in this process reuse the compiled graphs")
+        with prepared_for_backward(objective.model.diffusion_model, plan.checkpointing, plan.compile,
+                                   plan.offload_to_cpu) as compile_report, \
                 computing_in(objective.model, plan.dtype):
+            stats.compile = compile_report if plan.compile else None
             bound = objective.bind(tokens)
+            on_cuda = torch.device(objective.device).type == "cuda"
             for step in range(first, settings.steps):
+                started = time.perf_counter()
                 lr = settings.learning_rate * lr_factor(step, settings)
                 for group in optimizer.param_groups:
                     group["lr"] = lr
                 sigma, noise = draw_sigma_and_noise(generator, objective.x0.shape, settings, ms)
-                loss = objective.loss(bound, sigma, noise)
+                with torch.autograd.graph.save_on_cpu(pin_memory=on_cuda) if plan.offload_to_cpu \
+                        else contextlib.nullcontext():
+                    loss = objective.loss(bound, sigma, noise)
                 if not torch.isfinite(loss):
                     raise NonFiniteLoss(_non_finite_message("loss", step + 1, sigma, plan.dtype, lr),
                                         tokens.detach().cpu().clone(), step, losses)
@@ -237,9 +277,12 @@ def invert_motion(model_patcher, reference_latents, condition_latent, init_token
                     raise NonFiniteLoss(_non_finite_message("embedding after the update", step + 1, sigma,
                                                             plan.dtype, lr), before.cpu(), step, losses)
                 losses.append(loss.item())
+                stats.step_seconds.append(time.perf_counter() - started)
                 if save_every > 0 and on_checkpoint is not None and (step + 1) % save_every == 0:
                     on_checkpoint(_snapshot(step + 1, tokens, optimizer, scaler, generator, losses))
                 if on_step is not None:
                     on_step(step + 1, settings.steps, losses[-1])
         result = tokens.detach().cpu().clone()
+    if stats.compile is not None:
+        logging.info("Reenact Anything: %s", stats.describe())
     return result, losses

@@ -157,3 +157,16 @@ def test_linked_widgets_are_left_to_the_run(model_folders):
     prompt["fps_source"] = reference
     prompt["under_test"]["inputs"]["learning_rate"] = ["fps_source", 1]  # a FLOAT output
     assert validate(prompt) == (True, [])
+
+
+def test_a_video_uploaded_into_a_subfolder_is_valid(model_folders):
+    """Uploads may go to input/<subfolder>/ (the command line's do): valid by path, like core LoadImage, though
+    the listed options hold only the input folder's own files. A missing one is named."""
+    (model_folders / "input" / "clips").mkdir()
+    write_video(str(model_folders / "input" / "clips" / "wave.mp4"), moving_square_frames(count=16, size=(64, 64)))
+    prompt = baseline_prompt("LoadMotionReference")
+    prompt["under_test"]["inputs"]["video"] = "clips/wave.mp4"
+    assert validate(prompt) == (True, [])
+    prompt["under_test"]["inputs"]["video"] = "clips/gone.mp4"
+    valid, errors = validate(prompt)
+    assert not valid and any("got 'clips/gone.mp4', which is not there" in e["details"] for e in errors)

@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# Every GPU measurement of the performance issue, in one run of under 8 minutes, on a GPU machine that has
+# PyTorch but no ComfyUI: ours in each mode, the peer in the same call, 25 frames, low_vram, and the profile.
+#
+#   bash benchmarks/gpu_check.sh OUT_DIR          # on the GPU machine, with .gpu_carry (prepare_gpu_carry.sh)
+#   bash benchmarks/gpu_check.sh OUT_DIR --tiny   # the same code path on a CPU at a tiny size (checks the script)
+#
+# With .gpu_carry/ present it installs the carried wheels into /tmp/site and uses the carried ComfyUI; the peer
+# runs from .gpu_carry/peer_repo with .gpu_carry/wheels_peer (peft hidden in its process, see peer_step.py).
+# Elsewhere COMFYUI_PATH, PEER_REPO and PEER_SITE say where they are (no peer run without them).
+# OUT_DIR gets one log per run and results.jsonl (each run's last line, its JSON), then summary.md.
+# Runs are ordered by what matters most; each gets what is left of the deadline (DEADLINE_S, default 450),
+# and a run that would start with less than a minute left is skipped and listed as skipped.
+set -uo pipefail
+out=${1:?"usage: gpu_check.sh OUT_DIR [--tiny]"}
+tiny=${2:-}
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(dirname "$here")
+carry="$root/.gpu_carry"
+mkdir -p "$out"
+: > "$out/results.jsonl"
+start=$(date +%s)
+deadline=$((start + ${DEADLINE_S:-450}))
+export PYTHONUNBUFFERED=1
+
+if [ -d "$carry/wheels_comfy" ]; then
+  install() { python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target "$@"; }
+  install /tmp/site "$carry"/wheels_comfy/*.whl && install /tmp/peer_site "$carry"/wheels_peer/*.whl || exit 1
+  export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH} COMFYUI_PATH="$carry/ComfyUI"
+  PEER_REPO=${PEER_REPO:-$carry/peer_repo} PEER_SITE=${PEER_SITE:-/tmp/peer_site}
+fi
+PEER_REPO=${PEER_REPO:-} PEER_SITE=${PEER_SITE:-}
+# Inductor's on-disk cache lets a later process reuse graphs an earlier one compiled (same shapes).
+export TORCHINDUCTOR_CACHE_DIR=${TORCHINDUCTOR_CACHE_DIR:-/tmp/reenact_inductor_cache}
+
+if [ "$tiny" = "--tiny" ]; then
+  device=cpu; model=(--model small); peer_model=(--tiny --mixed-precision no)
+  size14=(--frames 2 --height 64 --width 64 --tokens 2 --steps 1 --warmup 1)
+  size25=(--frames 3 --height 64 --width 64 --tokens 2 --steps 1 --warmup 1)
+  count14=(--model small --frames 2 --height 64 --width 64 --tokens 2)
+  count25=(--model small --frames 3 --height 64 --width 64 --tokens 2)
+  dtype=(--dtype fp32 --precision bf16); profile=1
+else
+  device=cuda; model=(--model full); peer_model=(--mixed-precision fp16)
+  size14=(--frames 14 --height 576 --width 1024 --tokens 5 --steps 6 --warmup 2)
+  size25=(--frames 25 --height 576 --width 1024 --tokens 5 --steps 4 --warmup 2)
+  count14=(--frames 14 --height 576 --width 1024 --tokens 5)
+  count25=(--frames 25 --height 576 --width 1024 --tokens 5)
+  dtype=(--dtype bf16); profile=3
+fi
+
+left() { echo $((deadline - $(date +%s))); }
+record() {  # record NAME LOGFILE: append the log's last line to results.jsonl when it is JSON
+  local last
+  last=$(tail -n 1 "$2")
+  if python3 -c 'import json,sys; json.loads(sys.argv[1])' "$last" 2>/dev/null; then
+    python3 -c 'import json,sys; d=json.loads(sys.argv[1]); print(json.dumps({"run": sys.argv[2], **d}))' \
+      "$last" "$1" >> "$out/results.jsonl"
+  else
+    echo "{\"run\": \"$1\", \"failed\": true}" >> "$out/results.jsonl"
+    echo "== $1 failed; the end of its log:" >&2; tail -n 15 "$2" >&2
+  fi
+}
+run() {  # run NAME COMMAND...: under what is left of the deadline
+  local name=$1; shift
+  local budget
+  budget=$(left)
+  if [ "$budget" -lt 60 ]; then
+    echo "{\"run\": \"$name\", \"skipped\": \"deadline\"}" >> "$out/results.jsonl"; echo "== $name skipped"; return
+  fi
+  echo "== $name ($budget s left)"
+  timeout "$budget" "$@" > "$out/$name.log" 2>&1
+  record "$name" "$out/$name.log"
+}
+ours() { local name=$1; shift; run "$name" python3 "$here/inversion_step.py" --device "$device" "${model[@]}" "$@"; }
+
+# The FLOP counts run on the CPU (meta device) beside the GPU runs; the no-recompute count is the yardstick.
+python3 "$here/count_step.py" "${count14[@]}" --dtype bf16 --checkpointing off blocks layers \
+  > "$out/count14.log" 2>&1 &
+count_pid=$!
+python3 "$here/count_step.py" "${count25[@]}" --dtype bf16 --checkpointing off blocks > "$out/count25.log" 2>&1 &
+count25_pid=$!
+
+if [ -n "$PEER_REPO" ] && [ -n "$PEER_SITE" ]; then
+  run peer env PYTHONPATH="$PEER_SITE${PYTHONPATH:+:$PYTHONPATH}" python3 "$here/peer_step.py" \
+    --peer-repo "$PEER_REPO" --device "$device" "${size14[@]}" "${peer_model[@]}"
+else
+  echo '{"run": "peer", "skipped": "no PEER_REPO / PEER_SITE"}' >> "$out/results.jsonl"
+fi
+wait "$count_pid"; record count14 "$out/count14.log"
+useful=$(python3 -c 'import json,sys; rows=json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])["rows"]
+print(next(r["tflop_per_step"] for r in rows if r["checkpointing"] == "off"))' "$out/count14.log" 2>/dev/null || echo 0)
+useful_flag=(); [ "$useful" != "0" ] && useful_flag=(--useful-tflop "$useful")
+
+ours blocks_eager "${size14[@]}" "${dtype[@]}" --checkpointing blocks "${useful_flag[@]}"
+ours blocks_compiled "${size14[@]}" "${dtype[@]}" --checkpointing blocks --compile --profile "$profile" "${useful_flag[@]}"
+ours budget_compiled "${size14[@]}" "${dtype[@]}" --checkpointing budget --compile "${useful_flag[@]}"
+ours low_vram "${size14[@]}" "${dtype[@]}" --memory-mode low_vram "${useful_flag[@]}"
+wait "$count25_pid"; record count25 "$out/count25.log"
+ours frames25_compiled "${size25[@]}" "${dtype[@]}" --checkpointing blocks --compile
+ours blocks_eager_profile "${size14[@]}" "${dtype[@]}" --checkpointing blocks --steps 1 --warmup 0 --profile "$profile"
+ours low_vram_compiled "${size14[@]}" "${dtype[@]}" --memory-mode low_vram --compile
+ours frames25_budget "${size25[@]}" "${dtype[@]}" --checkpointing budget --compile
+
+python3 "$here/gpu_check_summary.py" "$out/results.jsonl" | tee "$out/summary.md"
+echo "gpu_check: $(( $(date +%s) - start )) s in all"
