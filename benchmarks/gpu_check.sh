@@ -7,7 +7,8 @@
 #
 # With .gpu_carry/ present it installs the carried wheels into /tmp/site and uses the carried ComfyUI; the peer
 # runs from .gpu_carry/peer_repo with .gpu_carry/wheels_peer (peft hidden in its process, see peer_step.py).
-# Elsewhere COMFYUI_PATH, PEER_REPO and PEER_SITE say where they are (no peer run without them).
+# Elsewhere COMFYUI_PATH, PEER_REPO and PEER_SITE say where they are (no peer run without them; PEER_SITE needs
+# the peer's pins plus imageio, which the GPU image has). --tiny uses PyTorch attention, ComfyUI's NVIDIA default.
 # OUT_DIR gets one log per run and results.jsonl (each run's last line, its JSON), then summary.md.
 # Runs are ordered by what matters most; each gets what is left of the deadline (DEADLINE_S, default 450),
 # and a run that would start with less than a minute left is skipped and listed as skipped.
@@ -34,7 +35,7 @@ PEER_REPO=${PEER_REPO:-} PEER_SITE=${PEER_SITE:-}
 export TORCHINDUCTOR_CACHE_DIR=${TORCHINDUCTOR_CACHE_DIR:-/tmp/reenact_inductor_cache}
 
 if [ "$tiny" = "--tiny" ]; then
-  device=cpu; model=(--model small); peer_model=(--tiny --mixed-precision no)
+  device=cpu; model=(--model small --attention pytorch); peer_model=(--tiny --mixed-precision no)
   size14=(--frames 2 --height 64 --width 64 --tokens 2 --steps 1 --warmup 1)
   size25=(--frames 3 --height 64 --width 64 --tokens 2 --steps 1 --warmup 1)
   count14=(--model small --frames 2 --height 64 --width 64 --tokens 2)

@@ -189,7 +189,7 @@ def main(argv=None):
     if opts.useful_tflop:
         result["useful_tflop_per_step"] = opts.useful_tflop
     if stats.compile and stats.compile.break_reasons:
-        result["graph_break_reasons"] = [r.splitlines()[0][:200] for r in stats.compile.break_reasons]
+        result["graph_break_reasons"] = list(stats.compile.break_reasons)
     if split:
         result["time_split"] = split
     if cuda:

@@ -165,7 +165,7 @@ class RunStats:
         report = self.compile
         text = f"torch.compile: {report.graphs} graphs compiled, {report.graph_breaks} graph breaks"
         if report.break_reasons:
-            text += f" ({'; '.join(report.break_reasons)[:300]})"
+            text += f" ({'; '.join(report.break_reasons)})"
         if self.compile_seconds is not None:
             text += f"; the first step took {self.step_seconds[0]:.1f} s, {self.compile_seconds:.1f} s of it compiling"
         return text

@@ -128,6 +128,12 @@ class CompileReport:
     break_reasons: tuple = ()
 
 
+def _short_reason(reason: str) -> str:
+    """dynamo's graph-break reason, cut to the line that says what it could not trace."""
+    lines = [line.strip() for line in reason.splitlines() if line.strip()]
+    return next((line for line in lines if line.startswith("Explanation:")), lines[0] if lines else reason)[:300]
+
+
 def _dynamo_counts():
     from torch._dynamo.utils import counters
     return counters["stats"]["unique_graphs"], dict(counters["graph_break"])
@@ -178,4 +184,4 @@ def wrapped_layers(diffusion_model, checkpointing: str, compile: bool = False, o
                           if v > breaks_before.get(k, 0)}
             report.graphs = graphs_after - graphs_before
             report.graph_breaks = sum(new_breaks.values())
-            report.break_reasons = tuple(new_breaks)
+            report.break_reasons = tuple(dict.fromkeys(_short_reason(r) for r in new_breaks))

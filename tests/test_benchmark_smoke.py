@@ -85,3 +85,18 @@ def test_counted_step_is_the_measured_step():
         assert abs(on_meta[mode]["flop_per_step"] / counted[mode]["flop_per_step"] - 1) < 0.1
     assert counted["blocks"]["flop_per_step"] > 1.3 * counted["off"]["flop_per_step"], "one more forward"
     assert counted["blocks"]["kept_between_segments_gb"] < counted["off"]["kept_between_segments_gb"] / 5
+
+
+def test_profile_split_classes_kernel_names():
+    """The classes of the time split, for eager aten ops and for the kernels a GPU profile shows (cuBLAS and
+    cuDNN kernels, and inductor's fused Triton kernels, named after what they fuse)."""
+    sys.path.insert(0, os.path.join(PACK_ROOT, "benchmarks"))
+    from profile_split import op_class
+    names = {"aten::addmm": "matmul", "aten::bmm": "matmul", "nvjet_tst_128x256_64x4_1x2_h_bz_coopA_NTN": "matmul",
+             "sm90_xmma_fprop_implicit_gemm_bf16bf16_bf16f32_f32_nhwckrsc_nhwc": "conv",
+             "aten::cudnn_convolution": "conv", "cudnn_generated_fort_native_sdpa_sm90_flash_fprop": "attention",
+             "aten::_scaled_dot_product_flash_attention_for_cpu": "attention",
+             "triton_red_fused_native_group_norm_0": "norm", "aten::native_layer_norm": "norm",
+             "triton_poi_fused_add_mul_silu_3": "elementwise", "aten::gelu": "elementwise",
+             "aten::add_": "elementwise", "Memcpy DtoH (Device -> Pinned)": "other"}
+    assert {name: op_class(name) for name in names} == names
