@@ -6,7 +6,7 @@ from comfy_api.latest import ComfyExtension, io
 
 from .nodes import NODE_LIST
 from .nodes.common import EMBEDDINGS_FOLDER
-from .reenact_core.embedding_file import PICKLE_EXTENSIONS
+from .reenact_core.safe_files import PICKLE_EXTENSIONS
 
 WEB_DIRECTORY = "./web"
 

@@ -149,7 +149,7 @@ def count(opts, torch, model, dtype, mode):
     with torch.inference_mode(False), torch.enable_grad():
         with prepared_for_backward(model.diffusion_model, mode), computing_in(model, dtype):
             with FlopCounterMode(display=False) as counter:
-                loss = objective.loss(objective.bind(tokens), 1.0, noise)
+                loss = objective.loss(objective.model_conds(tokens), 1.0, noise)
                 forward = counter.get_total_flops()
                 loss.backward()
             total = counter.get_total_flops()
@@ -157,7 +157,7 @@ def count(opts, torch, model, dtype, mode):
         try:
             with prepared_for_backward(model.diffusion_model, "off"), computing_in(model, dtype), \
                     torch.autograd.graph.saved_tensors_hooks(saved.pack, lambda t: t):
-                objective.loss(objective.bind(tokens), 1.0, noise)
+                objective.loss(objective.model_conds(tokens), 1.0, noise)
         finally:
             saved.close()
     weights = sum(p.numel() * p.element_size() for p in model.parameters()) / GB

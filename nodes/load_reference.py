@@ -4,16 +4,19 @@ import folder_paths
 from comfy_api.latest import io
 
 from ..reenact_core.errors import ReenactError
-from ..reenact_core.video_frames import (RESIZE_MODES, VIDEO_EXTENSIONS, FrameSelection, fit_frames,
+from ..reenact_core.video_frames import (RESIZE_MODES, FrameSelection, fit_frames,
                                          read_video_frames, select_from_images)
 from .common import CATEGORY, MAX_SIDE, multiple_of_64_problem
 from .validation import NOT_CONNECTED, declared_problem, first_problem
 
 
 def _input_videos():
+    """Videos in ComfyUI's input folder, by ComfyUI's own content-type helper (as core LoadVideo lists them),
+    plus animated GIFs, which that helper files under images."""
     folder = folder_paths.get_input_directory()
     files = [f for f in os.listdir(folder) if os.path.isfile(os.path.join(folder, f))]
-    return sorted(f for f in files if f.lower().endswith(VIDEO_EXTENSIONS))
+    return sorted({*folder_paths.filter_files_content_types(files, ["video"]),
+                   *(f for f in files if f.lower().endswith(".gif"))})
 
 
 def video_problem(video) -> str | None:

@@ -2,7 +2,8 @@
 import math
 import time
 
-LOSS_EVENT = "reenact_anything.loss"
+from ..reenact_core.events import LOSS_EVENT
+
 SEND_INTERVAL_S = 0.25
 
 

@@ -7,8 +7,8 @@ from comfy_api.latest import io
 
 from ..reenact_core.layer_wrappers import CHECKPOINTING_MODES, COMPILE_MODES
 from ..reenact_core.errors import ReenactError
-from ..reenact_core.inversion import LR_SCHEDULES, InversionSettings
-from ..reenact_core.inversion_job import NO_RESUME, RunFiles, load_resume, run_inversion, run_name_problem
+from ..reenact_core.inversion import LR_SCHEDULES, InversionSettings, require_matching_frames
+from ..reenact_core.inversion_job import NO_RESUME, RunFiles, load_resume, invert_motion_with_files, run_name_problem
 from ..reenact_core.loss_plot import loss_curve_image
 from ..reenact_core.memory_mode import MEMORY_MODES, compile_problem
 from ..reenact_core.model_checks import (model_fingerprint, require_embedding_fits, require_latents_fit,
@@ -21,7 +21,12 @@ from .validation import at_most_problem, declared_problem, first_problem
 
 
 def encode_reference(vae, frames: torch.Tensor, augmentation_level: float, seed: int):
-    """Reference latents and the first frame's latent with SVD's pixel-space noise augmentation."""
+    """Reference latents and the first frame's latent with SVD's pixel-space noise augmentation.
+
+    The augmentation is the one ComfyUI's SVD_img2vid_Conditioning applies (pixels + noise * level, then the VAE),
+    not a call to that node: it draws its noise from the global RNG (torch.randn_like), and a run here must draw
+    it from the run's seed, so that a resumed run and a rerun are bit-identical.
+    """
     latents = vae.encode(frames[..., :3])
     first = frames[:1, ..., :3]
     if augmentation_level > 0:
@@ -135,9 +140,7 @@ class OptimizeMotionEmbedding(io.ComfyNode):
         require_svd(model)
         require_vae_for(model, vae)
         require_embedding_fits(model, init_embedding)
-        if init_embedding.frames != reference.shape[0]:
-            raise ReenactError(f"expected {init_embedding.frames} reference frames to match the initial "
-                               f"embedding, got {reference.shape[0]}")
+        require_matching_frames(init_embedding.frames, reference.shape[0])
         settings = InversionSettings(steps=steps, learning_rate=learning_rate, weight_decay=weight_decay,
                                      warmup_steps=warmup_steps, lr_schedule=lr_schedule, seed=seed,
                                      sigma_log_mean=sigma_log_mean, sigma_log_std=sigma_log_std, fps=fps,
@@ -162,7 +165,7 @@ class OptimizeMotionEmbedding(io.ComfyNode):
                         augmentation_level=augmentation_level, width=reference.shape[2], height=reference.shape[1],
                         source_video=source_name or "unknown", base_model=fingerprint, learning_rate=learning_rate,
                         seed=settings.seed)
-        tokens, losses, _ = run_inversion(model, latents, condition_latent, init_embedding.tokens, settings, files,
+        tokens, losses, _ = invert_motion_with_files(model, latents, condition_latent, init_embedding.tokens, settings, files,
                                           fingerprint, reference_fingerprint, resumed, on_step, metadata)
         result = init_embedding.replace(
             tokens, **dict(metadata, steps=int(init_embedding.metadata.get("steps", 0)) + steps,

@@ -6,6 +6,7 @@ import os
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 from dataclasses import dataclass, field
@@ -72,21 +73,29 @@ class ComfyClient:
     def upload(self, path: str, subfolder: str = "", overwrite: bool = False) -> str:
         """Put a local file into the server's input folder (POST /upload/image takes any file) and return its
         name as input widgets expect it."""
-        boundary = uuid.uuid4().hex
+        return asyncio.run(self._upload(path, subfolder, overwrite))
+
+    async def _upload(self, path, subfolder, overwrite):
         name = os.path.basename(path)
+        form = aiohttp.FormData()
         with open(path, "rb") as f:
-            content = f.read()
-        kind = mimetypes.guess_type(name)[0] or "application/octet-stream"
-        parts = [f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="{name}"\r\n'
-                 f"Content-Type: {kind}\r\n\r\n".encode(), content, b"\r\n"]
-        for key, value in (("subfolder", subfolder), ("overwrite", "true" if overwrite else "false")):
-            parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{key}"\r\n\r\n{value}\r\n'.encode())
-        parts.append(f"--{boundary}--\r\n".encode())
-        request = urllib.request.Request(f"{self.url}/upload/image", data=b"".join(parts), method="POST",
-                                         headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
-        with urllib.request.urlopen(request, timeout=120) as r:
-            answer = json.load(r)
+            form.add_field("image", f.read(), filename=name,
+                           content_type=mimetypes.guess_type(name)[0] or "application/octet-stream")
+        form.add_field("subfolder", subfolder)
+        form.add_field("overwrite", "true" if overwrite else "false")
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=120)) as session:
+            async with session.post(f"{self.url}/upload/image", data=form) as r:
+                if r.status != 200:
+                    raise ApiError(f"POST /upload/image failed ({r.status}): {await r.text()}")
+                answer = await r.json()
         return f"{answer['subfolder']}/{answer['name']}" if answer.get("subfolder") else answer["name"]
+
+    def download(self, output: dict, destination: str, timeout: float = 120) -> str:
+        """Save one output file (an entry of a history's outputs: filename, subfolder, type) to `destination`."""
+        query = urllib.parse.urlencode({k: output[k] for k in ("filename", "subfolder", "type")})
+        with urllib.request.urlopen(f"{self.url}/view?{query}", timeout=timeout) as r, open(destination, "wb") as f:
+            f.write(r.read())
+        return destination
 
     def queue(self, prompt: dict) -> str:
         answer = self.post_json("/prompt", {"prompt": prompt, "client_id": self.client_id})

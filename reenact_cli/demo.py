@@ -1,7 +1,8 @@
 """`python -m reenact_cli.run --demo`: the whole invert-and-transfer graph on a fresh machine with no SVD weights.
 
 A private ComfyUI (CPU, temporary folders unless --base-directory) gets this pack plus the demo-only toy
-nodes (reenact_testkit/comfy_toy_nodes). The graph is the user's one with the toy in SVD's place:
+nodes (reenact_toy/comfy_nodes.py, with the toy model, its weights and the bundled inputs in reenact_toy/: the
+folder is linked into the private ComfyUI's custom_nodes). The graph is the user's one with the toy in SVD's place:
 Load Motion Reference (bundled toy clip) -> Load Motion Embedding (the toy's neutral init) -> Optimize
 Motion Embedding -> Save Motion Embedding; Load Image (bundled target) -> toy conditioning -> Apply Motion
 Embedding -> KSampler -> VAE Decode -> Create Video -> Save Video. It writes the video and a side-by-side
@@ -14,13 +15,14 @@ import tempfile
 
 import cv2
 
-from .api_client import ApiError, ComfyClient
-from .comfy_server import ServerError
-from .locate import PACK_ROOT
-from .run import EXIT_RUN_FAILED, UserError, download_output, follow, report, start_server
-from .workflow_api import WorkflowError
+import reenact_toy
+from reenact_toy import toy_demo
+from reenact_toy.video_frames import read_video_frames
 
-TOY_NODES = os.path.join(PACK_ROOT, "reenact_testkit", "comfy_toy_nodes")
+from .api_client import ComfyClient
+from .session import EXIT_RUN_FAILED, FAILURES, UserError, download_video, follow, report, start_server
+
+TOY_NODES = os.path.dirname(os.path.abspath(reenact_toy.__file__))
 INIT_NAME = "reenact_demo/toy_init.safetensors"
 SAMPLER_STEPS, LEARNING_RATE = 12, 0.03
 
@@ -61,7 +63,6 @@ def demo_prompt(reference: str, target: str, spec: dict, steps: int, seed: int) 
 
 
 def read_frames(path: str):
-    from reenact_testkit.media import read_video_frames
     frames = read_video_frames(path)
     if not len(frames):
         raise UserError(f"expected video frames in {path}, got none")
@@ -70,7 +71,6 @@ def read_frames(path: str):
 
 def install_init(base_directory: str) -> None:
     """Put the bundled init embedding where Load Motion Embedding finds it; never replace another file."""
-    from reenact_testkit import toy_demo
     source = os.path.join(toy_demo.ASSETS, toy_demo.INIT)
     destination = os.path.join(base_directory, "models", "motion_embeddings", INIT_NAME)
     if os.path.exists(destination):
@@ -84,7 +84,6 @@ def install_init(base_directory: str) -> None:
 
 
 def run_demo(args) -> int:
-    from reenact_testkit import toy_demo
     spec = toy_demo.load_spec()
     print(toy_demo.LABEL, flush=True)
     workdir = tempfile.mkdtemp(prefix="reenact_demo_")
@@ -102,7 +101,7 @@ def run_demo(args) -> int:
         status, history = follow(client, demo_prompt(reference, target, spec, args.steps, args.seed))
         if status:
             return status
-        video = os.path.abspath(download_output(client, history, args.output))
+        video = os.path.abspath(download_video(client, history, args.output))
         result = read_frames(video)
         score = toy_demo.score_frames(result, spec)
         picture = os.path.splitext(video)[0] + "_side_by_side.png"
@@ -117,7 +116,7 @@ def run_demo(args) -> int:
         if not succeeded:
             print(f"error: expected a video of {spec['frames']} frames, got {len(result)}", file=sys.stderr)
         return 0 if succeeded else EXIT_RUN_FAILED
-    except (UserError, WorkflowError, ApiError, ServerError) as e:
+    except FAILURES as e:
         return report(e)
     finally:
         if server is not None:

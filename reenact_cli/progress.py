@@ -3,8 +3,7 @@ import sys
 
 from tqdm import tqdm
 
-
-LOSS_EVENT = "reenact_anything.loss"
+from reenact_core.events import LOSS_EVENT
 
 
 class ProgressDisplay:

@@ -12,14 +12,11 @@ import json
 import os
 import sys
 import tempfile
-import urllib.parse
-import urllib.request
 
-from .api_client import ApiError, ComfyClient
-from .comfy_server import ComfyServer, ServerError, free_port, responds
-from .locate import PACK_ROOT, find_comfyui_or_exit
-from .progress import ProgressDisplay
-from .workflow_api import WorkflowError, patched, ui_to_api
+from .api_client import ComfyClient
+from .locate import PACK_ROOT
+from .session import FAILURES, UserError, download_video, follow, report, start_or_reuse
+from .workflow_api import patched, ui_to_api
 
 DEFAULT_SERVER = "http://127.0.0.1:8188"
 WORKFLOW_BOTH = "reenact_invert_and_transfer.json"
@@ -28,11 +25,6 @@ CHECKPOINT_SOURCES = {
     "svd_xt.safetensors": "https://huggingface.co/stabilityai/stable-video-diffusion-img2vid-xt",
     "svd.safetensors": "https://huggingface.co/stabilityai/stable-video-diffusion-img2vid",
 }
-EXIT_BAD_INPUT, EXIT_RUN_FAILED, EXIT_CANCELLED = 2, 1, 130
-
-
-class UserError(Exception):
-    """A problem the user can fix; printed without a traceback."""
 
 
 def parse_args(argv=None):
@@ -87,30 +79,6 @@ def check_local_files(args):
         raise UserError("expected --frames of at least 2 and --steps, --sampler-steps of at least 1")
 
 
-def custom_nodes_config(workdir, node_dirs: dict):
-    """An extra_model_paths.yaml that adds `node_dirs` ({name: folder}) as custom nodes."""
-    nodes_dir = os.path.join(workdir, "custom_nodes")
-    os.makedirs(nodes_dir, exist_ok=True)
-    for name, folder in node_dirs.items():
-        os.symlink(folder, os.path.join(nodes_dir, name))
-    config = os.path.join(workdir, "extra_model_paths.yaml")
-    with open(config, "w") as f:
-        f.write(f"reenact_anything:\n  custom_nodes: {nodes_dir}\n")
-    return config
-
-
-def start_server(args, workdir, extra_nodes: dict | None = None):
-    """Start ComfyUI with this pack (unless it already sits in that ComfyUI's custom_nodes) and `extra_nodes`."""
-    comfyui = find_comfyui_or_exit()
-    inside = os.path.dirname(os.path.dirname(PACK_ROOT)) == os.path.abspath(comfyui)
-    node_dirs = dict({} if inside else {"reenact-anything": PACK_ROOT}, **(extra_nodes or {}))
-    extra = ["--extra-model-paths-config", custom_nodes_config(workdir, node_dirs)] if node_dirs else []
-    print(f"starting ComfyUI from {comfyui} (models, input and output under {args.base_directory or comfyui})"
-          f" ...", flush=True)
-    return ComfyServer(comfyui, args.base_directory, port=free_port(), cpu=args.cpu, extra_args=tuple(extra),
-                       log_path=os.path.join(workdir, "comfyui.log")).start()
-
-
 def missing_checkpoint_message(name, available, models_dir):
     source = CHECKPOINT_SOURCES.get(name, "the model's release page")
     where = os.path.join(models_dir, "checkpoints") if models_dir else "ComfyUI/models/checkpoints"
@@ -140,17 +108,6 @@ def build_prompt(client, args, uploaded):
     return patched(prompt, changes)
 
 
-def download_output(client, history, destination):
-    videos = [f for out in history.get("outputs", {}).values() for f in out.get("images", [])
-              if f["filename"].endswith((".mp4", ".webm"))]
-    if not videos:
-        raise UserError("the run finished without a video output")
-    query = urllib.parse.urlencode({k: videos[0][k] for k in ("filename", "subfolder", "type")})
-    with urllib.request.urlopen(f"{client.url}/view?{query}", timeout=120) as r, open(destination, "wb") as f:
-        f.write(r.read())
-    return destination
-
-
 def embedding_target(args, server):
     """Motion embeddings live in the server's models/motion_embeddings; a started server's folder is known."""
     if server is None:
@@ -170,8 +127,7 @@ def run(args) -> int:
     server = None
     try:
         check_local_files(args)
-        if args.start_server or not responds(args.server):
-            server = start_server(args, workdir)
+        server = start_or_reuse(args, workdir)
         url = server.url if server else args.server
         client = ComfyClient(url)
         info = client.object_info()
@@ -190,47 +146,19 @@ def run(args) -> int:
         status, history = follow(client, build_prompt(client, args, uploaded))
         if status:
             return status
-        print(f"wrote {os.path.abspath(download_output(client, history, args.output))}")
+        print(f"wrote {os.path.abspath(download_video(client, history, args.output))}")
         return 0
-    except (UserError, WorkflowError, ApiError, ServerError) as e:
+    except FAILURES as e:
         return report(e)
     finally:
         if server is not None:
             server.stop()
 
 
-def follow(client, prompt) -> tuple[int, dict | None]:
-    """Run `prompt` with a progress bar; Ctrl-C asks the server to stop. Returns (exit status, history)."""
-    display = ProgressDisplay(prompt)
-    try:
-        result = client.run(prompt, on_event=display.on_event, timeout=7 * 24 * 3600)
-    except KeyboardInterrupt:
-        client.interrupt()
-        print("\ncancelled; the server was asked to stop", file=sys.stderr)
-        return EXIT_CANCELLED, None
-    finally:
-        display.close()
-    if result.status != "success":
-        error = result.error or {}
-        print(f"the run ended as {result.status}: {error.get('node_type', '')} "
-              f"{error.get('exception_message', '')}".rstrip(), file=sys.stderr)
-        return (EXIT_CANCELLED if result.status == "interrupted" else EXIT_RUN_FAILED), None
-    history = client.history(result.prompt_id)
-    for output in history.get("outputs", {}).values():
-        for text in output.get("text", []):
-            print(f"embedding {text} (in the server's models/motion_embeddings/)")
-    return 0, history
-
-
-def report(error: Exception) -> int:
-    print(f"error: {error}", file=sys.stderr)
-    return EXIT_BAD_INPUT if isinstance(error, UserError) else EXIT_RUN_FAILED
-
-
 def main(argv=None):
     args = parse_args(argv)
     if args.demo:
-        from .demo import run_demo
+        from .demo import run_demo  # here, not at the top: the demo needs torch and cv2, a plain run does not
         sys.exit(run_demo(args))
     sys.exit(run(args))
 

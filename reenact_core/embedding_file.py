@@ -3,11 +3,9 @@ import json
 import os
 import re
 
-import safetensors
-import safetensors.torch
-
 from .errors import ReenactError
 from .motion_embedding import MotionEmbedding
+from .safe_files import create_empty, read_safetensors, reserve_numbered, write_reserved
 
 FORMAT_NAME = "reenact-anything/motion-embedding"
 FORMAT_VERSION = 1
@@ -15,7 +13,6 @@ FORMAT_VERSION = 1
 # intermediate checkpoint loads as an embedding too.
 RUN_CHECKPOINT_FORMAT = "reenact-anything/run-checkpoint"
 TENSOR_KEY = "motion_tokens"
-PICKLE_EXTENSIONS = (".pt", ".pth", ".ckpt", ".bin", ".pkl")
 TEXT_FIELDS = {"source_video", "base_model", "init"}
 SHAPE_FIELDS = ("frames", "tokens", "dim")   # written from the tensor for readers of the file; not kept on load
 
@@ -59,19 +56,8 @@ def safe_prefix(prefix: str) -> str:
 def next_free_path(folder: str, prefix: str) -> str:
     """folder/prefix_00001.safetensors with the next unused counter, reserved atomically."""
     prefix = safe_prefix(prefix)
-    target_dir = os.path.dirname(os.path.join(folder, prefix))
-    base = os.path.basename(prefix)
-    os.makedirs(target_dir, exist_ok=True)
-    pattern = re.compile(re.escape(base) + r"_(\d{5})\.safetensors$")
-    counters = [int(m.group(1)) for f in os.listdir(target_dir) if (m := pattern.match(f))]
-    counter = max(counters, default=0) + 1
-    while True:
-        path = os.path.join(target_dir, f"{base}_{counter:05}.safetensors")
-        try:
-            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
-            return path
-        except FileExistsError:
-            counter += 1
+    return reserve_numbered(os.path.dirname(os.path.join(folder, prefix)), os.path.basename(prefix),
+                            ".safetensors", create_empty)
 
 
 def save_embedding(embedding: MotionEmbedding, folder: str, prefix: str) -> str:
@@ -82,47 +68,18 @@ def save_embedding(embedding: MotionEmbedding, folder: str, prefix: str) -> str:
     return path
 
 
-def write_reserved(path: str, tensors: dict, metadata: dict) -> None:
-    """Fill a file this run reserved (created empty, O_EXCL) through a temporary file, so a crash or
-    Cancel mid-write leaves neither a half-written file nor the empty reservation behind."""
-    tmp = path + ".tmp"
-    try:
-        safetensors.torch.save_file(tensors, tmp, metadata=metadata)
-        os.replace(tmp, path)
-    except BaseException:
-        for leftover in (tmp, path):
-            if os.path.exists(leftover):
-                os.remove(leftover)
-        raise
+def _not_an_embedding(name, metadata, keys) -> str:
+    return (f"expected a Reenact Anything motion embedding, got {name}, a .safetensors file without our metadata "
+            f"(tensors: {', '.join(keys[:3])}{', ...' if len(keys) > 3 else ''}); is it a LoRA or a checkpoint?")
 
 
 def load_embedding(path: str) -> MotionEmbedding:
     name = os.path.basename(path)
-    if name.lower().endswith(PICKLE_EXTENSIONS):
-        raise ReenactError(f"expected a .safetensors motion embedding, got {name}: pickle formats "
-                           f"(.pt, .ckpt, ...) can run code when loaded and are refused")
-    if not name.lower().endswith(".safetensors"):
-        raise ReenactError(f"expected a .safetensors motion embedding, got {name}")
-    try:
-        with safetensors.safe_open(path, framework="pt") as f:
-            metadata = f.metadata() or {}
-            keys = list(f.keys())
-            if metadata.get("format") not in (FORMAT_NAME, RUN_CHECKPOINT_FORMAT):
-                raise ReenactError(f"expected a Reenact Anything motion embedding, got {name}, a .safetensors "
-                                   f"file without our metadata (tensors: {', '.join(keys[:3])}"
-                                   f"{', ...' if len(keys) > 3 else ''}); is it a LoRA or a checkpoint?")
-            if TENSOR_KEY not in keys:
-                raise ReenactError(f"expected a '{TENSOR_KEY}' tensor in {name}, got {keys}")
-            tokens = f.get_tensor(TENSOR_KEY).float()
-    except ReenactError:
-        raise
-    except Exception as e:  # safetensors raises its own error types for truncated or garbage files
-        raise ReenactError(f"expected a readable .safetensors motion embedding, {name} is truncated or "
-                           f"corrupt ({type(e).__name__}: {e})") from e
-    version = int(metadata.get("format_version", "0"))
-    if version > FORMAT_VERSION:
-        raise ReenactError(f"expected a motion embedding of format version <= {FORMAT_VERSION}, {name} has "
-                           f"version {version}: update the Reenact Anything nodes")
+    metadata, tensors = read_safetensors(path, "motion embedding", (FORMAT_NAME, RUN_CHECKPOINT_FORMAT),
+                                         FORMAT_VERSION, _not_an_embedding)
+    if TENSOR_KEY not in tensors:
+        raise ReenactError(f"expected a '{TENSOR_KEY}' tensor in {name}, got {list(tensors)}")
+    tokens = tensors[TENSOR_KEY].float()
     fields = {k: _parse_value(k, v) for k, v in metadata.items() if k not in ("format", "format_version")}
     declared = tuple(fields.pop(k, None) for k in SHAPE_FIELDS)
     embedding = MotionEmbedding(tokens, fields)

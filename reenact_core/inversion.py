@@ -2,7 +2,11 @@
 
 One sigma per video, shared by its frames. The reference latents and the conds are computed once;
 the conds hold the live token tensor, so each step only draws (sigma, noise) and runs the UNet.
-The EDM formulas come from the model's own model_sampling, never rewritten here.
+Named as in Karras et al. 2022, "Elucidating the Design Space of Diffusion-Based Generative Models"
+(EDM): x0 the clean latents, sigma the noise level, D(x; sigma) the denoiser, lambda(sigma) the loss
+weight. The noising and the denoiser's preconditioning are the model's own (`model_sampling`,
+`apply_model`); only the loss weight, which ComfyUI has no use for at inference, is written here:
+`edm_loss_weight`.
 
 Speed and memory (benchmarks/README.md): the UNet's weights are frozen, so backward computes
 only activation gradients; the UNet may compute in bf16/fp16 (precision.py) while the tokens,
@@ -66,6 +70,12 @@ def lr_factor(step: int, settings: InversionSettings) -> float:
     return 1.0
 
 
+def edm_loss_weight(sigma: float, sigma_data: float) -> float:
+    """lambda(sigma) = (sigma^2 + sigma_data^2) / (sigma * sigma_data)^2 (Karras et al. 2022, Table 1): the
+    weight that gives the denoiser's error unit variance at every noise level, as in SVD's training."""
+    return (sigma ** 2 + sigma_data ** 2) / (sigma * sigma_data) ** 2
+
+
 class DenoisingObjective:
     """SVD's denoising loss on one reference video, with everything fixed precomputed."""
 
@@ -74,34 +84,38 @@ class DenoisingObjective:
         self.model = model_patcher.model
         self.settings = settings
         self.device = model_patcher.load_device
-        self.frames = reference_latents.shape[0]
+        self.frame_count = reference_latents.shape[0]
         self.x0 = self.model.process_latent_in(reference_latents.to(self.device, torch.float32))
         self.condition_latent = condition_latent.to(self.device, torch.float32)
         self.transformer_options = dict(model_patcher.model_options.get("transformer_options", {}))
 
-    def bind(self, tokens: torch.Tensor) -> dict:
-        """apply_model kwargs that carry `tokens`, built by the same transform ApplyMotionEmbedding uses."""
+    def model_conds(self, tokens: torch.Tensor) -> dict:
+        """apply_model's conditioning keyword arguments carrying `tokens`, built by the same transform
+        ApplyMotionEmbedding uses (so inversion and transfer condition the UNet identically)."""
         s = self.settings
         base = [[torch.zeros(1, 1, tokens.shape[-1], device=tokens.device),
                  {"motion_bucket_id": s.motion_bucket_id, "fps": s.fps,
                   "augmentation_level": s.augmentation_level,
                   "concat_latent_image": self.condition_latent}]]
-        conds = convert_cond(conditioning_with_motion(base, self.frames, tokens))
+        conds = convert_cond(conditioning_with_motion(base, self.frame_count, tokens))
         conds = comfy.samplers.encode_model_conds(self.model.extra_conds, conds, self.x0, self.device,
                                                   "positive")
         return dict(conds[0]["model_conds"])
 
-    def loss(self, bound: dict, sigma: float, noise: torch.Tensor) -> torch.Tensor:
-        ms = self.model.model_sampling
-        sigmas = torch.full((self.frames,), sigma, device=self.device, dtype=torch.float32)
-        kwargs = {k: c.process_cond(batch_size=self.frames, area=None, device=self.device).cond
-                  for k, c in bound.items()}
-        xt = ms.noise_scaling(sigmas.view(-1, 1, 1, 1), noise.to(self.device), self.x0)
-        denoised = self.model.apply_model(xt, sigmas, transformer_options=dict(self.transformer_options),
-                                          **kwargs).float()
-        sd = float(ms.sigma_data)
-        weight = (sigma ** 2 + sd ** 2) / (sigma * sd) ** 2
-        return weight * torch.mean((denoised - self.x0) ** 2)
+    def denoise(self, model_conds: dict, sigma: float, noise: torch.Tensor) -> torch.Tensor:
+        """D(x0 + sigma * noise; sigma), the model's denoised latents, in fp32."""
+        sampling = self.model.model_sampling
+        sigmas = torch.full((self.frame_count,), sigma, device=self.device, dtype=torch.float32)
+        kwargs = {k: c.process_cond(batch_size=self.frame_count, area=None, device=self.device).cond
+                  for k, c in model_conds.items()}
+        noised = sampling.noise_scaling(sigmas.view(-1, 1, 1, 1), noise.to(self.device), self.x0)
+        return self.model.apply_model(noised, sigmas, transformer_options=dict(self.transformer_options),
+                                      **kwargs).float()
+
+    def loss(self, model_conds: dict, sigma: float, noise: torch.Tensor) -> torch.Tensor:
+        """lambda(sigma) * mean |D(x; sigma) - x0|^2."""
+        sigma_data = float(self.model.model_sampling.sigma_data)
+        return edm_loss_weight(sigma, sigma_data) * torch.mean((self.denoise(model_conds, sigma, noise) - self.x0) ** 2)
 
 
 def draw_sigma_and_noise(generator: torch.Generator, shape, settings: InversionSettings, model_sampling):
@@ -110,20 +124,6 @@ def draw_sigma_and_noise(generator: torch.Generator, shape, settings: InversionS
     sigma = math.exp(settings.sigma_log_mean + settings.sigma_log_std * z)
     sigma = min(max(sigma, float(model_sampling.sigma_min)), float(model_sampling.sigma_max))
     return sigma, torch.randn(shape, generator=generator)
-
-
-def held_out_draws(seed: int, count: int, shape, settings: InversionSettings, model_sampling):
-    generator = torch.Generator().manual_seed(seed)
-    return [draw_sigma_and_noise(generator, shape, settings, model_sampling) for _ in range(count)]
-
-
-def evaluate_loss(model_patcher, reference_latents, condition_latent, tokens, settings, draws) -> float:
-    """Mean denoising loss of fixed tokens over given (sigma, noise) draws, with no gradients."""
-    comfy.model_management.load_models_gpu([model_patcher])
-    objective = DenoisingObjective(model_patcher, reference_latents, condition_latent, settings)
-    with torch.no_grad():
-        bound = objective.bind(tokens.to(objective.device, torch.float32))
-        return sum(objective.loss(bound, s, n).item() for s, n in draws) / len(draws)
 
 
 StepCallback = Callable[[int, int, float], None]
@@ -211,6 +211,21 @@ def _non_finite_message(what, step, sigma, dtype, learning_rate):
             f"computing in {str(dtype).removeprefix('torch.')}; {change}")
 
 
+def require_matching_frames(embedding_frames: int, reference_frames: int) -> None:
+    """The embedding has one token slot per reference frame (plus the temporal slot)."""
+    if embedding_frames != reference_frames:
+        raise ReenactError(f"expected the initial embedding's frame slots to match the reference's frames, got "
+                           f"{embedding_frames} slots for {reference_frames} frames (Inflate CLIP Embedding makes "
+                           f"one slot per reference frame)")
+
+
+def require_steps_beyond(checkpoint_step: int, steps: int, name: str = "the checkpoint") -> None:
+    """A resumed run goes on to `steps` in all, so it must be past the checkpoint's step."""
+    if steps <= checkpoint_step:
+        raise ReenactError(f"expected steps above the checkpoint's step {checkpoint_step} to resume {name}, "
+                           f"got {steps}")
+
+
 def invert_motion(model_patcher, reference_latents, condition_latent, init_tokens,
                   settings: InversionSettings, on_step: StepCallback | None = None,
                   resume: RunState | None = None, save_every: int = 0,
@@ -223,12 +238,9 @@ def invert_motion(model_patcher, reference_latents, condition_latent, init_token
     state every `save_every` steps (0 = never). A non-finite loss raises NonFiniteLoss with the last
     tokens whose loss was finite. `stats`, when given, gets the step times and the compile report.
     """
-    if init_tokens.shape[0] - 1 != reference_latents.shape[0]:
-        raise ReenactError(f"expected an initial embedding with {reference_latents.shape[0]} frame slots "
-                           f"to match the reference, got {init_tokens.shape[0] - 1}")
-    if resume is not None and resume.step >= settings.steps:
-        raise ReenactError(f"expected steps above the checkpoint's step {resume.step} to resume, "
-                           f"got {settings.steps}")
+    require_matching_frames(init_tokens.shape[0] - 1, reference_latents.shape[0])
+    if resume is not None:
+        require_steps_beyond(resume.step, settings.steps)
     plan = plan_run(settings.memory_mode, settings.checkpointing, settings.precision, model_patcher.model,
                     model_patcher.load_device, settings.compile)
     if plan.free_other_models:
@@ -254,7 +266,7 @@ def invert_motion(model_patcher, reference_latents, condition_latent, init_token
                                    plan.offload_to_cpu) as compile_report, \
                 computing_in(objective.model, plan.dtype):
             stats.compile = compile_report if plan.compile else None
-            bound = objective.bind(tokens)
+            model_conds = objective.model_conds(tokens)
             on_cuda = torch.device(objective.device).type == "cuda"
             for step in range(first, settings.steps):
                 started = time.perf_counter()
@@ -264,7 +276,7 @@ def invert_motion(model_patcher, reference_latents, condition_latent, init_token
                 sigma, noise = draw_sigma_and_noise(generator, objective.x0.shape, settings, ms)
                 with torch.autograd.graph.save_on_cpu(pin_memory=on_cuda) if plan.offload_to_cpu \
                         else contextlib.nullcontext():
-                    loss = objective.loss(bound, sigma, noise)
+                    loss = objective.loss(model_conds, sigma, noise)
                 if not torch.isfinite(loss):
                     raise NonFiniteLoss(_non_finite_message("loss", step + 1, sigma, plan.dtype, lr),
                                         tokens.detach().cpu().clone(), step, losses)

@@ -64,7 +64,7 @@ def load_resume(files: RunFiles, settings: InversionSettings, model_fingerprint:
     return Resume(files.resume, state, header), settings
 
 
-def run_inversion(model_patcher, reference_latents, condition_latent, init_tokens, settings: InversionSettings,
+def invert_motion_with_files(model_patcher, reference_latents, condition_latent, init_tokens, settings: InversionSettings,
                   files: RunFiles, model_fingerprint: str, reference_fingerprint: str,
                   resume: Resume | None = None, on_step=None, rescue_metadata: dict | None = None):
     """invert_motion plus checkpoint files and the overflow rescue; returns (tokens, losses, run folder or None)."""

@@ -1,9 +1,9 @@
 """Cheap checks on ComfyUI objects, run before any long work starts."""
-import hashlib
 
 import comfy.model_base
 
 from .errors import ReenactError
+from .safe_files import short_fingerprint
 
 
 def model_family(model_patcher) -> str:
@@ -48,8 +48,7 @@ def require_vae_for(model_patcher, vae):
 def model_fingerprint(model_patcher) -> str:
     """Family plus a short hash of the UNet's first conv: tells checkpoints apart without a file name."""
     weight = model_patcher.model.diffusion_model.input_blocks[0][0].weight
-    digest = hashlib.sha256(weight.detach().float().cpu().numpy().tobytes()).hexdigest()[:12]
-    return f"{model_family(model_patcher)}:{digest}"
+    return f"{model_family(model_patcher)}:{short_fingerprint(weight.detach().float().cpu().numpy().tobytes())}"
 
 
 def require_latents_fit(model_patcher, latents, width: int, height: int):

@@ -1,4 +1,4 @@
-"""The one conditioning transform shared by transfer and inversion (design.md section 2).
+"""The one conditioning transform shared by transfer and inversion (README, "How it works inside ComfyUI").
 
 SVD's conditioning carries one pooled CLIP token. Here it becomes (frames, N, D) tokens, row f for
 frame f's spatial cross-attention, plus a "time_conditioning" entry (1, N, D) that ComfyUI's
@@ -7,6 +7,7 @@ SVD_img2vid.extra_conds turns into the temporal blocks' context. No attention pa
 import torch
 
 from .errors import ReenactError
+from .motion_embedding import split_tokens
 
 
 def resample_frames(spatial: torch.Tensor, frames: int) -> torch.Tensor:
@@ -31,8 +32,8 @@ def motion_tokens(tokens: torch.Tensor, base_token: torch.Tensor, frames: int, s
     strength blends from the entry's own pooled token (0: plain SVD, since N equal keys attend
     like one) to the motion tokens (1); values above 1 extrapolate.
     """
-    spatial = resample_frames(tokens[:-1], frames)
-    temporal = tokens[-1:]
+    spatial, temporal = split_tokens(tokens)
+    spatial = resample_frames(spatial, frames)
     if strength != 1.0:
         base = base_token.reshape(1, 1, -1).to(tokens)
         spatial = base + strength * (spatial - base)

@@ -1,13 +1,20 @@
-"""The MOTION_EMBEDDING value: (F+1) x N x D tokens plus metadata (design.md section 1).
+"""The MOTION_EMBEDDING value: (F+1) x N x D tokens plus metadata.
 
 Slot f < F holds the N tokens frame f's spatial cross-attention sees; slot F holds the N tokens
-the temporal blocks see, shared by all frames.
+the temporal blocks see, shared by all frames (README, "How it works inside ComfyUI"). `split_tokens`
+is the one place that layout is read.
 """
 from dataclasses import dataclass, field
 
 import torch
 
 from .errors import ReenactError
+
+
+def split_tokens(tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(F+1, N, D) -> spatial (F, N, D), row f for frame f, and temporal (1, N, D) for the temporal blocks.
+    Works on a live tensor (the optimiser's) as well as a saved one: views, so gradients flow through."""
+    return tokens[:-1], tokens[-1:]
 
 
 @dataclass(frozen=True)
@@ -35,16 +42,6 @@ class MotionEmbedding:
     @property
     def dim(self) -> int:
         return self.tokens.shape[2]
-
-    @property
-    def spatial(self) -> torch.Tensor:
-        """(F, N, D): frame f's tokens."""
-        return self.tokens[:-1]
-
-    @property
-    def temporal(self) -> torch.Tensor:
-        """(1, N, D): the temporal blocks' tokens."""
-        return self.tokens[-1:]
 
     def replace(self, tokens=None, /, **metadata) -> "MotionEmbedding":
         """New tokens (or the same) with metadata updated; positional tokens, so any metadata key is allowed."""

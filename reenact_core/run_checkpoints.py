@@ -12,17 +12,16 @@ reference video, the embedding's shape, the noise and conditioning settings) and
 difference. Learning rate, schedule, precision and memory settings may change on resume: switching
 to bf16 or a lower learning rate is the remedy for an overflow.
 """
-import hashlib
 import json
 import os
 import re
 
-import safetensors
 import torch
 
-from .embedding_file import PICKLE_EXTENSIONS, RUN_CHECKPOINT_FORMAT, TENSOR_KEY, safe_prefix, write_reserved
+from .embedding_file import RUN_CHECKPOINT_FORMAT, TENSOR_KEY, safe_prefix
 from .errors import ReenactError
-from .inversion import InversionSettings, RunState
+from .inversion import InversionSettings, RunState, require_steps_beyond
+from .safe_files import create_empty, read_safetensors, reserve_numbered, short_fingerprint, write_reserved
 
 FORMAT_NAME = RUN_CHECKPOINT_FORMAT
 FORMAT_VERSION = 1
@@ -34,25 +33,14 @@ PROBLEM_SETTINGS = ("sigma_log_mean", "sigma_log_std", "fps", "motion_bucket_id"
 
 def tensor_fingerprint(t: torch.Tensor) -> str:
     """Short hash of a tensor's values: tells reference videos apart without keeping them."""
-    data = t.detach().float().cpu().contiguous().numpy().tobytes()
-    return hashlib.sha256(data).hexdigest()[:12]
+    return short_fingerprint(t.detach().float().cpu().contiguous().numpy().tobytes())
 
 
 def new_run_folder(embeddings_folder: str, run_name: str) -> str:
     """A fresh checkpoints/<run_name>_NNNNN folder, created atomically (never shared with another run)."""
     name = safe_prefix(run_name)
-    parent = os.path.join(embeddings_folder, CHECKPOINTS_SUBFOLDER, os.path.dirname(name))
-    base = os.path.basename(name)
-    os.makedirs(parent, exist_ok=True)
-    counter = 1 + max((int(m.group(1)) for f in os.listdir(parent)
-                       if (m := re.fullmatch(re.escape(base) + r"_(\d{5})", f))), default=0)
-    while True:
-        folder = os.path.join(parent, f"{base}_{counter:05}")
-        try:
-            os.mkdir(folder)
-            return folder
-        except FileExistsError:
-            counter += 1
+    return reserve_numbered(os.path.join(embeddings_folder, CHECKPOINTS_SUBFOLDER, os.path.dirname(name)),
+                            os.path.basename(name), "", os.mkdir)
 
 
 def list_checkpoints(embeddings_folder: str) -> list[str]:
@@ -81,7 +69,7 @@ def save_checkpoint(state: RunState, run_folder: str, header: dict, keep: int) -
     meta = dict(header, step=state.step, scaler=state.scaler, frames=frames - 1, tokens=tokens, dim=dim)
     strings = _header_strings(meta)
     strings.update(format=FORMAT_NAME, format_version=str(FORMAT_VERSION))
-    os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY))  # refuses to overwrite
+    create_empty(path)  # refuses to overwrite
     write_reserved(path, tensors, strings)
     if keep > 0:
         steps = sorted((int(m.group(1)), f) for f in os.listdir(run_folder) if (m := STEP_FILE.match(f)))
@@ -92,26 +80,7 @@ def save_checkpoint(state: RunState, run_folder: str, header: dict, keep: int) -
 
 def load_checkpoint(path: str) -> tuple[RunState, dict]:
     """(RunState, header) from a run checkpoint; refuses pickles, other files and truncated ones."""
-    name = os.path.basename(path)
-    if name.lower().endswith(PICKLE_EXTENSIONS) or not name.lower().endswith(".safetensors"):
-        raise ReenactError(f"expected a .safetensors run checkpoint, got {name}")
-    if not os.path.isfile(path):
-        raise ReenactError(f"expected a run checkpoint file, got a path that does not exist: {path}")
-    try:
-        with safetensors.safe_open(path, framework="pt") as f:
-            raw = f.metadata() or {}
-            if raw.get("format") != FORMAT_NAME:
-                raise ReenactError(f"expected a Reenact Anything run checkpoint, got {name} with format "
-                                   f"{raw.get('format', 'none')!r}")
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
-    except ReenactError:
-        raise
-    except Exception as e:
-        raise ReenactError(f"expected a readable run checkpoint, {name} is truncated or corrupt "
-                           f"({type(e).__name__}: {e})") from e
-    if int(raw.get("format_version", "0")) > FORMAT_VERSION:
-        raise ReenactError(f"expected a run checkpoint of format version <= {FORMAT_VERSION}, {name} has "
-                           f"{raw['format_version']}: update the Reenact Anything nodes")
+    raw, tensors = read_safetensors(path, "run checkpoint", (FORMAT_NAME,), FORMAT_VERSION)
     header = {k: json.loads(v) for k, v in raw.items() if k not in ("format", "format_version")}
     state = RunState(step=int(header["step"]), tokens=tensors[TENSOR_KEY],
                      optimizer={k.removeprefix("adamw."): v for k, v in tensors.items() if k.startswith("adamw.")},
@@ -150,6 +119,4 @@ def require_resumable(name: str, header: dict, state: RunState, settings: Invers
     if diffs:
         raise ReenactError(f"expected the same run to resume {name}, got one that differs in: {'; '.join(diffs)}. "
                            f"Set these back, or start a new run (resume = none)")
-    if settings.steps <= state.step:
-        raise ReenactError(f"expected steps above the checkpoint's step {state.step} to resume {name}, "
-                           f"got {settings.steps}")
+    require_steps_beyond(state.step, settings.steps, name)

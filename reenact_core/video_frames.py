@@ -10,7 +10,6 @@ import torch
 
 from .errors import ReenactError
 
-VIDEO_EXTENSIONS = (".mp4", ".webm", ".mov", ".gif", ".mkv", ".avi", ".m4v")
 RESIZE_MODES = ("crop", "pad", "stretch")
 FALLBACK_FPS = 8.0
 

@@ -4,8 +4,9 @@ import os
 import sys
 import tempfile
 
+from reenact_cli.locate import PACK_ROOT
+
 PACK_NAME = "reenact-anything"
-PACK_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def load_pack():

@@ -1,6 +1,11 @@
-"""Small synthetic media files for end-to-end runs: a moving square video and a still target image."""
+"""Small synthetic media files for end-to-end runs: a moving square video and a still target image.
+
+read_video_frames is the demo's reader (reenact_toy/video_frames.py), imported here for the tests.
+"""
 import cv2
 import numpy as np
+
+from reenact_toy.video_frames import read_video_frames  # noqa: F401
 
 
 def moving_square_frames(count=8, size=(96, 64), step=4, colour=(40, 200, 90)) -> list[np.ndarray]:
@@ -30,19 +35,6 @@ def write_target_image(path: str, size=(96, 64), colour=(200, 60, 60)) -> str:
     cv2.circle(image, (width // 3, height // 2), height // 4, colour, -1)
     cv2.imwrite(path, image)
     return path
-
-
-def read_video_frames(path: str) -> np.ndarray:
-    """All frames as (F, H, W, 3) uint8, RGB."""
-    capture = cv2.VideoCapture(path)
-    frames = []
-    while True:
-        ok, frame = capture.read()
-        if not ok:
-            break
-        frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
-    capture.release()
-    return np.stack(frames) if frames else np.zeros((0, 0, 0, 3), np.uint8)
 
 
 def write_h264(path: str, frames_rgb: np.ndarray, fps: float = 8.0, crf: int = 4) -> str:

@@ -22,7 +22,7 @@ from reenact_core.inversion import DenoisingObjective, InversionSettings, draw_s
 from reenact_core.memory_mode import plan_run
 from reenact_core.precision import computing_in
 
-from . import toy_svd, toy_world
+from reenact_toy import toy_codec, toy_svd, toy_world
 
 INIT_NOISE = 0.01
 
@@ -185,7 +185,6 @@ def invert_through_nodes(patcher, vae, case, steps, seed, learning_rate=3e-2, to
     one (null token plus noise), in place of Inflate CLIP Embedding: the toy has no CLIP.
     """
     from reenact_core.motion_embedding import MotionEmbedding
-    from . import toy_codec
     video = toy_codec.latents_to_pixels(case.reference.latents)
     frames_n, height, width = video.shape[:3]
     frames, _, _, name = call_node("LoadMotionReference", video="", start_frame=0, frame_count=frames_n, stride=1,
@@ -205,8 +204,7 @@ def transfer_through_nodes(patcher, vae, case, embedding, seed, strength=1.0):
 
     strength 0 is the plain baseline: ApplyMotionEmbedding then puts the null token in every slot.
     """
-    from . import toy_codec
-    from .comfy_toy_nodes import ToyImg2VidConditioning
+    from reenact_toy.comfy_nodes import ToyImg2VidConditioning
     target = toy_codec.latents_to_pixels(case.target.latents[:1])
     with torch.inference_mode():
         positive, negative, latent = ToyImg2VidConditioning.execute(vae, target, case.target.latents.shape[0]).args

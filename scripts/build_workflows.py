@@ -11,11 +11,10 @@ import tempfile
 import urllib.request
 import uuid
 
-PACK_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, PACK_ROOT)
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # a script: the pack's own packages
 
 from reenact_cli.comfy_server import ComfyServer  # noqa: E402
-from reenact_cli.locate import find_comfyui_or_exit  # noqa: E402
+from reenact_cli.locate import PACK_ROOT, find_comfyui_or_exit  # noqa: E402
 from reenact_cli.workflow_api import UPLOAD_FLAGS, is_widget, ordered_inputs  # noqa: E402
 
 CHECKPOINT = "svd_xt.safetensors"

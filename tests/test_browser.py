@@ -1,9 +1,10 @@
 """The web extension in the real ComfyUI frontend, in Debian's headless chromium, against the running server.
 
 One browser session checks: the page loads with no console errors, the pack's nodes are registered and found in the
-node library, the frontend converts every bundled workflow to the same API prompt as reenact_cli does, and the
-live loss curve receives a point per step while a run queued from the page goes on. Screenshots are kept in
-test-artifacts/ (or $REENACT_ARTIFACTS).
+node library, the frontend converts every bundled workflow to the same API prompt as reenact_cli does, the
+live loss curve receives a point per step while a run queued from the page goes on, and it finds the optimiser
+inside a subgraph and keeps only the running prompt's points. Screenshots are kept in test-artifacts/ (or
+$REENACT_ARTIFACTS).
 """
 import json
 import os
@@ -19,6 +20,7 @@ from conftest import COMFYUI
 from reenact_cli.api_client import ComfyClient
 from reenact_cli.comfy_server import ComfyServer
 from reenact_cli.workflow_api import ui_to_api
+from reenact_core.events import LOSS_EVENT
 
 BROWSER_DIR = os.path.join(PACK_ROOT, "tests", "browser")
 ARTIFACTS = os.environ.get("REENACT_ARTIFACTS") or os.path.join(PACK_ROOT, "test-artifacts")
@@ -97,7 +99,8 @@ def browser_report(comfy_server, tmp_path_factory):
     config = tmp_path_factory.mktemp("browser") / "config.json"
     config.write_text(json.dumps({
         "workflows": workflows, "screenshotWorkflow": "reenact_invert_and_transfer.json",
-        "curve": {"workflow": workflows["reenact_invert_motion.json"], "widgets": TINY_WIDGETS}}))
+        "curve": {"workflow": workflows["reenact_invert_motion.json"], "widgets": TINY_WIDGETS,
+                  "eventName": LOSS_EVENT}}))
     skip_first_start_dialog(client)
     report = run_driver(server.url, config)
     wait_for_idle_queue(client)
@@ -138,3 +141,12 @@ def test_live_loss_curve_gets_a_point_per_step(browser_report):
     assert all(isinstance(p[1], (int, float)) and p[1] > 0 for p in points)
     for shot in ("loss_curve.png", "workflow.png"):
         assert os.path.getsize(os.path.join(ARTIFACTS, shot)) > 20_000, shot
+
+
+def test_live_loss_curve_follows_the_running_prompt_inside_a_subgraph(browser_report):
+    """Events fed to the page as the server sends them, for an optimiser turned into a subgraph ("12:5" ids)."""
+    seen = browser_report["subgraphCurve"]
+    assert seen["otherPrompt"] == [], "an event of a prompt that is not running was drawn"
+    assert seen["runningPrompt"] == [[1, 1.0], [2, None], [3, 0.05], [4, 0.002], [5, None], [6, 0.001]]
+    assert seen["nextPrompt"] == [[1, 2.0]], "a new prompt did not start a new curve"
+    assert os.path.getsize(os.path.join(ARTIFACTS, "loss_curve_subgraph.png")) > 2_000

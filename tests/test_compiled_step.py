@@ -7,7 +7,7 @@ free memory inside every attention call, which dynamo cannot trace: a graph brea
 eager's; the run's CompileReport counts the breaks and names the reason). Not tested here: compiling those
 pieces would add minutes of CPU compile to the suite.
 
-Every test here uses one shape (4 frames, 8x8 latents, 2 tokens of 64, fp32), so the graphs compiled by the
+Every test here uses one shape (test_failure_cleanup's video: 4 frames, 8x8 latents, 2 tokens of 64, fp32), so the graphs compiled by the
 first test are reused by the rest: about four minutes of compiling on two cores with a cold inductor cache,
 about a minute with a warm one.
 No test times anything.
@@ -16,12 +16,9 @@ import pytest
 import torch
 
 import comfy.ldm.modules.attention as comfy_attention
-import comfy.model_management as mm
-from conftest import run_node
 from reenact_core.backward_ready import prepared_for_backward
 from reenact_core.inversion import DenoisingObjective, InversionSettings, RunStats, invert_motion
-from reenact_core.motion_embedding import MotionEmbedding
-from test_failure_cleanup import attachments, model_output
+from test_failure_cleanup import attachments, cancel_node_run_at_step_two, model_output, video  # noqa: F401
 
 FRAMES = 4
 
@@ -37,14 +34,6 @@ def sdpa_svd(small_svd):
     return patcher
 
 
-@pytest.fixture(scope="module")
-def video():
-    g = torch.Generator().manual_seed(41)
-    latents = torch.randn(FRAMES, 4, 8, 8, generator=g)
-    return dict(latents=latents, condition=latents[:1].clone(), frames=torch.rand(FRAMES, 64, 64, 3, generator=g),
-                init=torch.randn(FRAMES + 1, 2, 64, generator=g))
-
-
 def loss_and_gradient(model, video, checkpointing, compile):
     """One step's loss and the token gradient, through the optimiser's own objective and layer wrappers."""
     objective = DenoisingObjective(model, video["latents"], video["condition"], InversionSettings())
@@ -52,7 +41,7 @@ def loss_and_gradient(model, video, checkpointing, compile):
     with torch.inference_mode(False), torch.enable_grad():
         tokens = video["init"].clone().requires_grad_(True)
         with prepared_for_backward(objective.model.diffusion_model, checkpointing, compile) as report:
-            loss = objective.loss(objective.bind(tokens), 1.7, noise)
+            loss = objective.loss(objective.model_conds(tokens), 1.7, noise)
             loss.backward()
     return loss.item(), tokens.grad, report
 
@@ -89,28 +78,7 @@ def test_compiled_run_reports_graphs_and_leaves_the_model_as_it_was(sdpa_svd, vi
 
 
 def test_cancel_during_a_compiled_run_leaves_the_model_as_it_was(sdpa_svd, small_vae, video):
-    before_output, before = model_output(sdpa_svd, video), attachments(sdpa_svd)
-    real, seen = mm.throw_exception_if_processing_interrupted, []
-
-    def cancel_at_step_two():
-        seen.append(1)
-        if len(seen) == 2:
-            mm.interrupt_current_processing(True)
-        real()
-
-    mm.throw_exception_if_processing_interrupted = cancel_at_step_two
-    try:
-        with pytest.raises(mm.InterruptProcessingException):
-            run_node("OptimizeMotionEmbedding", model=sdpa_svd, vae=small_vae, reference=video["frames"],
-                     init_embedding=MotionEmbedding(video["init"]), steps=50, learning_rate=0.01, seed=0,
-                     sigma_log_mean=0.7, sigma_log_std=1.6, augmentation_level=0.0, fps=6, motion_bucket_id=127,
-                     gradient_checkpointing="blocks", compile="on")
-    finally:
-        mm.throw_exception_if_processing_interrupted = real
-        mm.interrupt_current_processing(False)
-    assert len(seen) == 2
-    assert attachments(sdpa_svd) == before
-    assert torch.equal(model_output(sdpa_svd, video), before_output)
+    cancel_node_run_at_step_two(sdpa_svd, small_vae, video, gradient_checkpointing="blocks", compile="on")
 
 
 def test_low_vram_offload_learns_what_layers_learns(sdpa_svd, video):

@@ -11,6 +11,7 @@ import torch
 
 import comfy.model_management as mm
 from conftest import run_node
+from helpers import cancel_at_check, optimize_inputs
 from reenact_core.inversion import DenoisingObjective, InversionSettings, invert_motion
 from reenact_core.motion_embedding import MotionEmbedding
 
@@ -26,17 +27,11 @@ def video():
 
 
 def model_output(model, video):
-    """The UNet's denoised output for fixed inputs, computed the way the sampler calls apply_model."""
+    """The UNet's denoised output for fixed inputs, through the objective's own apply_model call."""
     objective = DenoisingObjective(model, video["latents"], video["condition"], InversionSettings())
     noise = torch.randn(objective.x0.shape, generator=torch.Generator().manual_seed(0))
     with torch.inference_mode():
-        bound = objective.bind(video["init"])
-        ms = objective.model.model_sampling
-        sigmas = torch.full((FRAMES,), 2.0)
-        kwargs = {k: c.process_cond(batch_size=FRAMES, area=None, device=objective.device).cond
-                  for k, c in bound.items()}
-        return objective.model.apply_model(ms.noise_scaling(sigmas.view(-1, 1, 1, 1), noise, objective.x0),
-                                           sigmas, **kwargs).clone()
+        return objective.denoise(objective.model_conds(video["init"]), 2.0, noise).clone()
 
 
 def attachments(model):
@@ -75,29 +70,21 @@ def test_exception_mid_run_leaves_the_model_as_it_was(small_svd, video, checkpoi
     assert torch.equal(model_output(small_svd, video), before_output)
 
 
-def test_cancel_mid_run_leaves_the_model_as_it_was(small_svd, small_vae, video):
-    before_output, before = model_output(small_svd, video), attachments(small_svd)
-    real, seen = mm.throw_exception_if_processing_interrupted, []
-
-    def cancel_at_step_two():
-        seen.append(1)
-        if len(seen) == 2:
-            mm.interrupt_current_processing(True)
-        real()
-
-    mm.throw_exception_if_processing_interrupted = cancel_at_step_two
-    try:
-        with pytest.raises(mm.InterruptProcessingException):
-            run_node("OptimizeMotionEmbedding", model=small_svd, vae=small_vae, reference=video["frames"],
-                     init_embedding=MotionEmbedding(video["init"]), steps=50, learning_rate=0.01, seed=0,
-                     sigma_log_mean=0.7, sigma_log_std=1.6, augmentation_level=0.0, fps=6, motion_bucket_id=127,
-                     gradient_checkpointing="layers", precision="bf16")
-    finally:
-        mm.throw_exception_if_processing_interrupted = real
-        mm.interrupt_current_processing(False)
+def cancel_node_run_at_step_two(model, vae, video, **options):
+    """Cancel (ComfyUI's interrupt flag) during step 2 of an Optimize node run: it stops there, and the MODEL holds
+    the same weight tensors, wrappers, flags and patches as before and gives bit-identical outputs."""
+    before_output, before = model_output(model, video), attachments(model)
+    with cancel_at_check(2) as seen, pytest.raises(mm.InterruptProcessingException):
+        run_node("OptimizeMotionEmbedding", **optimize_inputs(model=model, vae=vae, reference=video["frames"],
+                                                              init_embedding=MotionEmbedding(video["init"]),
+                                                              steps=50, **options))
     assert len(seen) == 2
-    assert attachments(small_svd) == before
-    assert torch.equal(model_output(small_svd, video), before_output)
+    assert attachments(model) == before
+    assert torch.equal(model_output(model, video), before_output)
+
+
+def test_cancel_mid_run_leaves_the_model_as_it_was(small_svd, small_vae, video):
+    cancel_node_run_at_step_two(small_svd, small_vae, video, gradient_checkpointing="layers", precision="bf16")
 
 
 def resident_mib() -> float:

@@ -5,45 +5,41 @@ import torch
 import comfy.model_patcher
 import comfy.supported_models
 from conftest import run_node
+from helpers import optimize_inputs
 from reenact_core.motion_embedding import MotionEmbedding
 from reenact_testkit.small_models import init_weights
 
 FRAMES = 4
 
 
+def tiny_unet(model_class, init=True, **config):
+    """A tiny UNet of another model family, built by ComfyUI's own config class (init=False: never run)."""
+    base = {"use_checkpoint": False, "image_size": 32, "use_spatial_transformer": True, "legacy": False,
+            "in_channels": 4, "out_channels": 4, "model_channels": 32, "num_res_blocks": [1], "channel_mult": [1],
+            "transformer_depth": [1], "transformer_depth_output": [1, 1], "transformer_depth_middle": 1,
+            "num_head_channels": 32, "use_temporal_attention": False, "use_temporal_resblock": False}
+    with torch.inference_mode():
+        model = model_class(dict(base, **config)).get_model({})
+        if init:
+            init_weights(model.diffusion_model, 0)
+    return comfy.model_patcher.ModelPatcher(model, torch.device("cpu"), torch.device("cpu"))
+
+
 def small_sd15():
     """A non-video model ComfyUI can build: SD1.5's class with a tiny UNet."""
-    config = {"use_checkpoint": False, "image_size": 32, "use_spatial_transformer": True, "legacy": False,
-              "in_channels": 4, "out_channels": 4, "model_channels": 32, "num_res_blocks": [1],
-              "channel_mult": [1], "transformer_depth": [1], "transformer_depth_output": [1, 1],
-              "transformer_depth_middle": 1, "use_linear_in_transformer": False, "context_dim": 768,
-              "num_head_channels": 32, "use_temporal_attention": False, "use_temporal_resblock": False,
-              "adm_in_channels": None}
-    with torch.inference_mode():
-        model = comfy.supported_models.SD15(config).get_model({})
-        init_weights(model.diffusion_model, 0)
-    return comfy.model_patcher.ModelPatcher(model, torch.device("cpu"), torch.device("cpu"))
+    return tiny_unet(comfy.supported_models.SD15, use_linear_in_transformer=False, context_dim=768,
+                     adm_in_channels=None)
 
 
 def small_sdxl():
     """SDXL's class with a tiny UNet (its 2816-wide ADM input and 2048-d context, as ComfyUI builds SDXL)."""
-    config = {"use_checkpoint": False, "image_size": 32, "use_spatial_transformer": True, "legacy": False,
-              "in_channels": 4, "out_channels": 4, "model_channels": 32, "num_res_blocks": [1],
-              "channel_mult": [1], "transformer_depth": [1], "transformer_depth_output": [1, 1],
-              "transformer_depth_middle": 1, "use_linear_in_transformer": True, "context_dim": 2048,
-              "num_head_channels": 32, "use_temporal_attention": False, "use_temporal_resblock": False,
-              "adm_in_channels": 2816, "num_classes": "sequential"}
-    with torch.inference_mode():
-        model = comfy.supported_models.SDXL(config).get_model({})  # never run: the check refuses it first
-    return comfy.model_patcher.ModelPatcher(model, torch.device("cpu"), torch.device("cpu"))
+    return tiny_unet(comfy.supported_models.SDXL, init=False, use_linear_in_transformer=True, context_dim=2048,
+                     adm_in_channels=2816, num_classes="sequential")
 
 
 def optimise(model, vae, frames, embedding, **overrides):
-    inputs = dict(model=model, vae=vae, reference=frames, init_embedding=embedding, steps=2, learning_rate=0.01,
-                  seed=0, sigma_log_mean=0.7, sigma_log_std=1.6, augmentation_level=0.0, fps=6,
-                  motion_bucket_id=127, gradient_checkpointing="off")
-    inputs.update(overrides)
-    return run_node("OptimizeMotionEmbedding", **inputs)
+    return run_node("OptimizeMotionEmbedding", **optimize_inputs(model=model, vae=vae, reference=frames,
+                                                                 init_embedding=embedding, **overrides))
 
 
 @pytest.fixture()
@@ -107,7 +103,7 @@ def test_embedding_dim_mismatch_named(small_svd, small_vae, frames):
 
 
 def test_frame_count_mismatch_named(small_svd, small_vae, frames):
-    with pytest.raises(ValueError, match="expected 6 reference frames.*got 4"):
+    with pytest.raises(ValueError, match="frame slots to match the reference's frames, got 6 slots for 4 frames"):
         optimise(small_svd, small_vae, frames, MotionEmbedding(torch.randn(7, 2, 64)))
 
 

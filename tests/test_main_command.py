@@ -59,7 +59,7 @@ def test_demo_runs_the_whole_graph_on_the_toy_model_and_says_so(tmp_path):
     for the spread: about 1 case in 8 misses at 50 steps, the demo runs 60 on a case that matched)."""
     import cv2
 
-    from reenact_testkit import toy_demo
+    from reenact_toy import toy_demo
     output = tmp_path / "demo.mp4"
     done = run_cli("--demo", "--output", str(output), timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -76,20 +76,21 @@ def test_demo_runs_the_whole_graph_on_the_toy_model_and_says_so(tmp_path):
 
 
 def test_the_bundled_demo_assets_are_what_the_generator_writes(tmp_path):
-    """The committed clip, target, init and spec come from reenact_testkit.toy_demo (fixed seed)."""
+    """The committed clip, target, init and spec come from reenact_testkit.make_demo_assets (fixed seed)."""
     import json
 
     import torch
 
     from reenact_core.embedding_file import load_embedding
-    from reenact_testkit import toy_codec, toy_demo, toy_world
-    toy_demo.write_assets(str(tmp_path))
+    from reenact_testkit import make_demo_assets
+    from reenact_toy import toy_codec, toy_demo, toy_world
+    make_demo_assets.write_assets(str(tmp_path))
     fresh, bundled = toy_demo.load_spec(str(tmp_path)), toy_demo.load_spec()
     assert json.dumps(fresh, sort_keys=True) == json.dumps(bundled, sort_keys=True)
     assert torch.equal(load_embedding(str(tmp_path / toy_demo.INIT)).tokens,
                        load_embedding(f"{toy_demo.ASSETS}/{toy_demo.INIT}").tokens)
     clip = torch.from_numpy(read_video_frames(f"{toy_demo.ASSETS}/{toy_demo.REFERENCE}")).float() / 255
-    reference, _ = toy_demo.demo_videos()
+    reference, _ = make_demo_assets.demo_videos()
     tracked = toy_world.track(toy_codec.pixels_to_latents(clip), reference.colour)
     assert (tracked - reference.path).abs().max() < 0.1, "the clip shows the spec's path"
 
@@ -97,8 +98,8 @@ def test_the_bundled_demo_assets_are_what_the_generator_writes(tmp_path):
 def test_the_demo_never_replaces_a_file_in_a_users_base_directory(tmp_path):
     """With --base-directory pointing at a user's folder, the demo's init goes in only where no other file is."""
     from reenact_cli.demo import INIT_NAME, install_init
-    from reenact_cli.run import UserError
-    from reenact_testkit import toy_demo
+    from reenact_cli.session import UserError
+    from reenact_toy import toy_demo
     install_init(str(tmp_path))
     placed = tmp_path / "models" / "motion_embeddings" / INIT_NAME
     assert placed.read_bytes() == open(f"{toy_demo.ASSETS}/{toy_demo.INIT}", "rb").read()

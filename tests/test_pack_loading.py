@@ -34,3 +34,15 @@ def test_motion_embeddings_folder_registered(pack):
 def test_web_directory_declared(pack):
     import os
     assert os.path.isdir(os.path.join(os.path.dirname(pack.__file__), pack.WEB_DIRECTORY))
+
+
+def test_web_extension_listens_for_the_python_loss_event(pack):
+    """web/js/loss_curve.js cannot import reenact_core/events.py: its one copy of the event name must match."""
+    import os
+    import re
+    from reenact_core.events import LOSS_EVENT
+    with open(os.path.join(os.path.dirname(pack.__file__), pack.WEB_DIRECTORY, "js", "loss_curve.js")) as f:
+        script = f.read()
+    assert re.findall(r'const LOSS_EVENT = "([^"]*)";', script) == [LOSS_EVENT]
+    assert "api.addEventListener(LOSS_EVENT, " in script
+    assert re.findall(r'"reenact_anything\.[^"]*"', script) == [f'"{LOSS_EVENT}"'], "one spelling of the name only"

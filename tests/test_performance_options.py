@@ -8,6 +8,7 @@ import torch
 from torch.optim.optimizer import register_optimizer_step_post_hook
 
 from conftest import node_class, run_node
+from helpers import optimize_inputs
 from reenact_core.layer_wrappers import CHECKPOINTING_MODES, checkpoint_targets
 from reenact_core.errors import ReenactError
 from reenact_core.inversion import InversionSettings, invert_motion
@@ -50,8 +51,8 @@ def model_output(model, video):
     from reenact_core.inversion import DenoisingObjective
     objective = DenoisingObjective(model, video["latents"], video["condition"], InversionSettings())
     with torch.inference_mode():
-        bound = objective.bind(video["init"])
-        return objective.loss(bound, 1.5, torch.randn(objective.x0.shape, generator=torch.Generator().manual_seed(0)))
+        conds = objective.model_conds(video["init"])
+        return objective.loss(conds, 1.5, torch.randn(objective.x0.shape, generator=torch.Generator().manual_seed(0)))
 
 
 class Recorder:
@@ -213,11 +214,9 @@ def test_node_offers_the_options_with_safe_defaults():
 def test_core_names_unknown_options_past_validation(small_svd, small_vae, bad):
     """A caller that skips ComfyUI's validation (test_prompt_validation covers that path) still gets the
     value named by the core, not a failure deep inside."""
-    inputs = dict(model=small_svd, vae=small_vae, reference=torch.rand(FRAMES, 64, 64, 3),
-                  init_embedding=MotionEmbedding(torch.randn(FRAMES + 1, 2, DIM)), steps=1, learning_rate=0.01,
-                  seed=0, sigma_log_mean=0.7, sigma_log_std=1.6, augmentation_level=0.0, fps=6,
-                  motion_bucket_id=127, gradient_checkpointing="blocks")
-    inputs.update(bad)
+    inputs = optimize_inputs(model=small_svd, vae=small_vae, reference=torch.rand(FRAMES, 64, 64, 3),
+                             init_embedding=MotionEmbedding(torch.randn(FRAMES + 1, 2, DIM)), steps=1,
+                             gradient_checkpointing="blocks", **bad)
     with pytest.raises(ValueError, match=repr(next(iter(bad.values())))):  # the pack's ReenactError
         run_node("OptimizeMotionEmbedding", **inputs)
 
@@ -226,9 +225,7 @@ def test_node_low_vram_run_leaves_the_model_as_it_was(small_svd, small_vae):
     frames = torch.rand(FRAMES, 64, 64, 3, generator=torch.Generator().manual_seed(4))
     init = MotionEmbedding(torch.randn(FRAMES + 1, 2, DIM, generator=torch.Generator().manual_seed(5)))
     before = model_state(small_svd)
-    embedding, _ = run_node("OptimizeMotionEmbedding", model=small_svd, vae=small_vae, reference=frames,
-                            init_embedding=init, steps=2, learning_rate=0.01, seed=0, sigma_log_mean=0.7,
-                            sigma_log_std=1.6, augmentation_level=0.0, fps=6, motion_bucket_id=127,
-                            gradient_checkpointing="off", precision="auto", memory_mode="low_vram")
+    embedding, _ = run_node("OptimizeMotionEmbedding", **optimize_inputs(
+        model=small_svd, vae=small_vae, reference=frames, init_embedding=init, memory_mode="low_vram"))
     assert embedding.tokens.dtype == torch.float32 and not torch.equal(embedding.tokens, init.tokens)
     assert model_state(small_svd) == before

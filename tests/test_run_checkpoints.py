@@ -10,36 +10,21 @@ import torch
 
 import comfy.model_management as mm
 from conftest import run_node
+from helpers import cancel_at_check, optimize_inputs
 from reenact_core.motion_embedding import MotionEmbedding
 
 FRAMES, STEPS = 4, 4
 
 
 def inputs(model, vae, frames, init, **overrides):
-    base = dict(model=model, vae=vae, reference=frames, init_embedding=init, steps=STEPS, learning_rate=0.01,
-                seed=0, sigma_log_mean=0.7, sigma_log_std=1.6, augmentation_level=0.02, fps=6,
-                motion_bucket_id=127, gradient_checkpointing="off", run_name="wave")
-    base.update(overrides)
-    return base
+    return optimize_inputs(**dict(dict(model=model, vae=vae, reference=frames, init_embedding=init, steps=STEPS,
+                                       augmentation_level=0.02, run_name="wave"), **overrides))
 
 
 def cancel_after(step_count, **node_inputs):
     """Run the node and press Cancel once `step_count` steps have finished."""
-    real, seen = mm.throw_exception_if_processing_interrupted, []
-
-    def hook():
-        seen.append(1)
-        if len(seen) == step_count:
-            mm.interrupt_current_processing(True)
-        real()
-
-    mm.throw_exception_if_processing_interrupted = hook
-    try:
-        with pytest.raises(mm.InterruptProcessingException):
-            run_node("OptimizeMotionEmbedding", **node_inputs)
-    finally:
-        mm.throw_exception_if_processing_interrupted = real
-        mm.interrupt_current_processing(False)
+    with cancel_at_check(step_count), pytest.raises(mm.InterruptProcessingException):
+        run_node("OptimizeMotionEmbedding", **node_inputs)
 
 
 @pytest.fixture(scope="module")

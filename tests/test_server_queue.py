@@ -11,11 +11,11 @@ import torch
 
 from reenact_cli.api_client import DONE_EVENTS, EventStream
 from reenact_core.embedding_file import load_embedding
+from reenact_core.events import LOSS_EVENT
 from reenact_testkit.server_env import REFERENCE_VIDEO, TARGET_IMAGE
 from test_server_workflows import (api_prompt, run_ok, saved_embedding_path, saved_latent, server_embedding,
                                    with_saved_latent)
 
-EXPECTED_LOSS_EVENT = "reenact_anything.loss"
 
 
 def resident_mb(pid: int) -> float:
@@ -75,7 +75,7 @@ def test_ten_queued_prompts_with_one_cancelled(comfy_server):
     with EventStream(client) as stream:
         prompt_ids = [client.queue(build(kind, seed, f"queued{seed}")) for kind, seed in plan]
         cancel_id = prompt_ids[4]
-        stream.wait_for(lambda: any(d["points"] for d in stream.of(cancel_id, EXPECTED_LOSS_EVENT))
+        stream.wait_for(lambda: any(d["points"] for d in stream.of(cancel_id, LOSS_EVENT))
                         or stream.of(cancel_id, "execution_success"))
         client.interrupt()
         for prompt_id in prompt_ids:

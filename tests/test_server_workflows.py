@@ -13,6 +13,7 @@ import torch
 from comfyui_location import PACK_ROOT
 from reenact_cli.workflow_api import patched, ui_to_api
 from reenact_core.embedding_file import load_embedding, save_embedding
+from reenact_core.events import LOSS_EVENT
 from reenact_core.motion_embedding import MotionEmbedding
 from reenact_testkit.media import read_video_frames
 from reenact_testkit.server_env import REFERENCE_VIDEO, TARGET_IMAGE
@@ -102,7 +103,7 @@ def test_invert_workflow_saves_an_embedding_with_metadata(comfy_server):
     assert (meta["steps"], meta["width"], meta["height"]) == (2, SIZE, SIZE)
     assert meta["source_video"] == REFERENCE_VIDEO
     assert np.isfinite(meta["final_loss"])
-    losses = [p for data in run.of_type("reenact_anything.loss") for p in data["points"]]
+    losses = [p for data in run.of_type(LOSS_EVENT) for p in data["points"]]
     assert [p[0] for p in losses] == [1, 2], "the live loss curve gets one point per step"
 
 
@@ -154,7 +155,7 @@ def test_interrupt_stops_within_a_step_and_leaves_the_model_as_it_was(comfy_serv
     steps_at_interrupt = []
 
     def interrupt_after_first_step(kind, data):
-        if kind == "reenact_anything.loss" and data["points"] and not steps_at_interrupt:
+        if kind == LOSS_EVENT and data["points"] and not steps_at_interrupt:
             steps_at_interrupt.append(data["points"][-1][0])
             client.interrupt()
 
@@ -162,7 +163,7 @@ def test_interrupt_stops_within_a_step_and_leaves_the_model_as_it_was(comfy_serv
                                       OptimizeMotionEmbedding={"steps": 40, "seed": 5}, **fresh),
                            on_event=interrupt_after_first_step, timeout=1200)
     assert cancelled.status == "interrupted", cancelled.error
-    steps_done = max(p[0] for d in cancelled.of_type("reenact_anything.loss") for p in d["points"])
+    steps_done = max(p[0] for d in cancelled.of_type(LOSS_EVENT) for p in d["points"])
     assert steps_done - steps_at_interrupt[0] <= 2, f"interrupt at step {steps_at_interrupt[0]}, ran to {steps_done}"
 
     # Same pixels under a new file name: LoadImage re-runs (and everything after it), the cached MODEL is reused.

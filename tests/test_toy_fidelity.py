@@ -8,7 +8,8 @@ Benchmark and table: benchmarks/toy/fidelity.py, benchmarks/toy/README.md ("Fide
 """
 import pytest
 
-from reenact_testkit import toy_fidelity, toy_svd
+from reenact_testkit import toy_fidelity
+from reenact_toy import toy_svd
 
 # Measured spread (4 cases, 50 inversion steps, lr 3e-2, case seeds 40000 / 41000 / 42000, one thread):
 #   per-frame N=1: matches 1.00 / 1.00 / 1.00, mean path error 0.22 / 0.20 / 0.35 px;

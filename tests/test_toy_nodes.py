@@ -1,13 +1,14 @@
 """The user's graph on the toy SVD: the pack's nodes invert a reference clip and transfer it to a new picture.
 
 LoadMotionReference -> OptimizeMotionEmbedding -> ApplyMotionEmbedding -> ComfyUI's KSampler -> VAEDecode,
-with the toy SVD and its codec VAE (reenact_testkit.toy_codec) inside ComfyUI's own VAE wrapper, at
+with the toy SVD and its codec VAE (reenact_toy.toy_codec) inside ComfyUI's own VAE wrapper, at
 128 x 128 px (16 x 16 latents, the smallest size the nodes take; the toy was trained at 12 x 12).
 """
 import pytest
 import torch
 
-from reenact_testkit import toy_codec, toy_fidelity, toy_svd, toy_world
+from reenact_testkit import toy_fidelity
+from reenact_toy import toy_codec, toy_svd, toy_world
 
 # Measured spread through the nodes (4 cases per set, 50 steps, lr 3e-2, case seeds 50000 / 51000 / 52000 /
 # 53000, one thread): matches 0.75 / 1.00 / 1.00 / 0.75 (14 of 16), mean path error 0.70 / 0.39 / 0.32 /

@@ -1,8 +1,8 @@
-"""The toy world (reenact_testkit.toy_world) and its trained SVD fixture obey their own conditioning.
+"""The toy world (reenact_toy.toy_world) and its trained SVD fixture obey their own conditioning.
 
 Everything an inversion result on the toy means rests on this: the toy SVD, sampled by ComfyUI's
 KSampler with the ground-truth motion tokens, must produce that motion; with another video's
-tokens it must not. The fixture is ComfyUI's own SVD classes (reenact_testkit.toy_svd), trained
+tokens it must not. The fixture is ComfyUI's own SVD classes (reenact_toy.toy_svd), trained
 by benchmarks/toy/train_toy_svd.py; thresholds come from benchmarks/toy/README.md.
 """
 import os
@@ -10,7 +10,7 @@ import os
 import pytest
 import torch
 
-from reenact_testkit import toy_svd, toy_world
+from reenact_toy import toy_svd, toy_world
 
 # Measured (benchmarks/toy/README.md, "Obedience"): true tokens 0.99 on 100 held-out videos and
 # 1.00 on each of five 16-video sets; wrong tokens 0.01 on 100 and 0.00-0.06 on the 16-video sets.

@@ -23,7 +23,7 @@ setup_comfyui(cpu=True)
 import torch  # noqa: E402
 import comfy.utils  # noqa: E402
 
-from reenact_testkit import toy_svd, toy_world  # noqa: E402
+from reenact_toy import toy_svd, toy_world  # noqa: E402
 
 
 def main():

@@ -32,7 +32,8 @@ setup_comfyui(cpu=True)
 import torch  # noqa: E402
 import comfy.utils  # noqa: E402
 
-from reenact_testkit import toy_fidelity, toy_svd  # noqa: E402
+from reenact_testkit import toy_fidelity  # noqa: E402
+from reenact_toy import toy_svd  # noqa: E402
 
 METHODS = {"true": ("true", 1), "plain": ("plain", 1), "shared": ("shared", 1),
            "n1": ("per_frame", 1), "n5": ("per_frame", 5), "n15": ("per_frame", 15)}
@@ -63,7 +64,7 @@ def main():
     patcher = toy_svd.load_toy_svd()
     if opts.through_nodes:
         from reenact_testkit.comfy_pack import load_pack
-        from reenact_testkit.toy_codec import make_toy_vae
+        from reenact_toy.toy_codec import make_toy_vae
         load_pack()
         vae = make_toy_vae()
     size = toy_fidelity.NODE_SIZE if opts.through_nodes else toy_fidelity.toy_world.SIZE

@@ -1,4 +1,4 @@
-"""Train the toy SVD on the CPU with a fixed seed and write tests/fixtures/toy_svd.safetensors.
+"""Train the toy SVD on the CPU with a fixed seed and write reenact_toy/toy_svd.safetensors.
 
     python benchmarks/toy/train_toy_svd.py                 # regenerates the committed fixture
     python benchmarks/toy/train_toy_svd.py --steps 200 --out /tmp/toy.safetensors   # a quick trial
@@ -31,7 +31,7 @@ setup_comfyui(cpu=True)
 import torch  # noqa: E402
 import comfy.utils  # noqa: E402
 
-from reenact_testkit import toy_svd, toy_world  # noqa: E402
+from reenact_toy import toy_svd, toy_world  # noqa: E402
 
 
 def parse():

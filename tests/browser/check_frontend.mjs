@@ -1,9 +1,11 @@
 // Drives the real ComfyUI frontend in Debian's headless chromium (playwright-core, no browser download).
 // Usage: node check_frontend.mjs <server-url> <artifact-dir> <config.json>
-// config: {workflows: {name: uiJson}, curve: {workflow: uiJson, widgets: {nodeType: {widget: value}}}}, or
+// config: {workflows: {name: uiJson}, screenshotWorkflow: name,
+//          curve: {workflow: uiJson, widgets: {nodeType: {widget: value}}, eventName: LOSS_EVENT}}, or
 // {baselineOnly: true} to only load the page and report its console errors (run against a ComfyUI without the pack).
 // Prints one JSON object on its last line: console errors, registered node types, library text, the frontend's
-// own API conversion of each workflow, and the loss points the live curve received.
+// own API conversion of each workflow, the loss points the live curve received, and what the curve kept of
+// loss events fed to an optimiser inside a subgraph (subgraphCurve).
 import { chromium } from "playwright-core";
 import fs from "node:fs";
 import path from "node:path";
@@ -99,6 +101,48 @@ try {
   result.lossPoints = await page.evaluate(() =>
     window.app.graph._nodes.find((x) => x.type === "OptimizeMotionEmbedding").reenactLoss.points);
   await page.screenshot({ path: path.join(artifacts, "loss_curve.png") });
+
+  // The curve inside a subgraph, and only for the running prompt: once the queue is idle, the optimiser is
+  // turned into a subgraph and the page is fed loss events as the server would send them, addressed to
+  // "<subgraph node>:<inner node>". Its panel is drawn, with a non-finite loss, on a canvas of its own.
+  await page.waitForFunction(async () => {
+    const queue = await (await fetch("queue")).json();
+    return !queue.queue_running.length && !queue.queue_pending.length;
+  }, null, { timeout: 600000, polling: 1000 });
+  const checked = await page.evaluate(async (eventName) => {
+    const { app } = window;
+    const api = app.api;
+    const optimiser = app.graph._nodes.find((x) => x.type === "OptimizeMotionEmbedding");
+    const holder = app.graph.convertToSubgraph(new Set([optimiser])).node;
+    const inner = holder.subgraph._nodes.find((x) => x.type === "OptimizeMotionEmbedding");
+    const node = `${holder.id}:${inner.id}`;
+    const points = () => (inner.reenactLoss?.points ?? []).map((p) => [...p]);
+    const loss = (prompt_id, reset, pts) =>
+      api.dispatchCustomEvent(eventName, { node, prompt_id, total: 6, reset, points: pts });
+    const seen = {};
+    api.dispatchCustomEvent("execution_start", { prompt_id: "check-a" });
+    loss("check-other", true, [[1, 0.5]]);
+    seen.otherPrompt = points();
+    loss("check-a", true, [[1, 1.0], [2, null]]);
+    loss("check-a", false, [[3, 0.05], [4, 0.002], [5, null], [6, 0.001]]);
+    seen.runningPrompt = points();
+    const canvas = document.createElement("canvas");
+    [canvas.width, canvas.height] = [Math.ceil(inner.size[0]), Math.ceil(inner.size[1])];
+    inner.onDrawForeground(canvas.getContext("2d"), app.canvas);
+    seen.png = canvas.toDataURL("image/png");
+    api.dispatchCustomEvent("execution_success", { prompt_id: "check-a" });
+    api.dispatchCustomEvent("executing", null);
+    api.dispatchCustomEvent("execution_start", { prompt_id: "check-b" });
+    loss("check-b", false, [[1, 2.0]]);
+    seen.nextPrompt = points();
+    api.dispatchCustomEvent("execution_success", { prompt_id: "check-b" });
+    api.dispatchCustomEvent("executing", null);
+    return seen;
+  }, config.curve.eventName);
+  fs.writeFileSync(path.join(artifacts, "loss_curve_subgraph.png"),
+    Buffer.from(checked.png.split(",")[1], "base64"));
+  delete checked.png;
+  result.subgraphCurve = checked;
   await page.evaluate(() => window.app.canvas.ds.reset?.());
   await page.evaluate(async (wf) => { await window.app.loadGraphData(wf); }, config.workflows[config.screenshotWorkflow]);
   // Fit every node and group in the part of the window the side and top bars leave free. The window is

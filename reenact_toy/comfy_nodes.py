@@ -3,18 +3,15 @@
 Installed next to the pack only by `python -m reenact_cli.run --demo` (in its own temporary ComfyUI
 folders), never into a user's ComfyUI. With them, the pack's own nodes run the whole
 invert-and-transfer graph on the toy model, which needs no downloaded weights.
-"""
-import os
-import sys
 
+ComfyUI reaches them through reenact_toy/__init__.py's comfy_entrypoint: the demo links the reenact_toy
+folder into custom_nodes, ComfyUI loads it by path as a package, and the relative imports below find the
+toy in that same folder (no sys.path edit). Tests import them as reenact_toy.comfy_nodes.
+"""
 import torch
 from comfy_api.latest import ComfyExtension, io
 
-PACK_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(__file__))))
-if PACK_ROOT not in sys.path:
-    sys.path.append(PACK_ROOT)
-
-from reenact_testkit import toy_codec, toy_svd, toy_world  # noqa: E402
+from . import toy_codec, toy_svd, toy_world
 
 CATEGORY = "Reenact Anything/toy demo (not SVD)"
 
@@ -64,7 +61,3 @@ class ToyImg2VidConditioning(io.ComfyNode):
 class ToyNodesExtension(ComfyExtension):
     async def get_node_list(self) -> list[type[io.ComfyNode]]:
         return [ToySVDLoader, ToyImg2VidConditioning]
-
-
-async def comfy_entrypoint() -> ToyNodesExtension:
-    return ToyNodesExtension()

@@ -7,8 +7,10 @@ cross-attention, temporal resblocks, learned mixing, EDM v-prediction) at 32/64 
 parameters and a 4.4 MB fp16 fixture. The UNet, model_base.SVD_img2vid and model_sampling are
 ComfyUI's own, unchanged.
 
-Also here: the conditioning the toy is sampled with, built by the pack's own transform
-(reenact_core.motion_conditioning), and sampling through ComfyUI's own KSampler.
+The trained weights sit next to this file (toy_svd.safetensors), so they are found through the link
+the demo puts in its ComfyUI's custom_nodes too. Also here: the conditioning the toy is sampled with,
+built by the pack's own transform (reenact_core.motion_conditioning; tests and benchmarks only), and
+sampling through ComfyUI's own KSampler.
 """
 import json
 import os
@@ -16,10 +18,9 @@ import os
 import torch
 
 from . import toy_world
-from .small_models import init_weights, small_svd_unet_config
+from .small_unet import init_weights, small_svd_unet_config
 
-FIXTURE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                       "tests", "fixtures", "toy_svd.safetensors")
+FIXTURE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "toy_svd.safetensors")
 MODEL_CHANNELS = 32
 HEAD_CHANNELS = 32
 FPS, MOTION_BUCKET = 6, 127

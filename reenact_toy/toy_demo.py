@@ -1,8 +1,10 @@
-"""The demo's bundled inputs, and how its result is scored and shown: all on the toy model, labelled as such.
+"""The demo's bundled inputs (demo_assets/), and how its result is scored and shown: all on the toy, labelled so.
 
-`python -m reenact_testkit.toy_demo` regenerates reenact_cli/demo_assets/ (fixed seed): a reference clip
+reenact_cli/demo.py runs the graph; this module knows the toy side. demo_assets/ holds a reference clip
 of a blob going round a circle, a target first frame with another colour, size and start, the toy's
 neutral init embedding, and demo.json with the paths the tracker compares against.
+`python -m reenact_testkit.make_demo_assets` regenerates them (fixed seed); it lives in the testkit
+because it needs the testkit, and the demo only reads what it wrote.
 """
 import json
 import os
@@ -13,50 +15,10 @@ import torch
 
 from . import toy_codec, toy_world
 
-ASSETS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "reenact_cli", "demo_assets")
+ASSETS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "demo_assets")
 REFERENCE, TARGET, INIT, SPEC = "toy_reference.mp4", "toy_target.png", "toy_init.safetensors", "demo.json"
-SEED = 2024
 SIZE = 16                       # latents; 128 px, the smallest size the nodes take
-FPS = 6
 LABEL = "TOY MODEL DEMO: a 2.2M-parameter SVD trained here on synthetic blobs. Not Stable Video Diffusion."
-
-
-def demo_videos():
-    """The reference (circle motion) and the target (same offsets, new colour, width and start)."""
-    gen = torch.Generator().manual_seed(SEED)
-    reference = toy_world.make_video(gen, kind="circle", size=SIZE)
-    offsets = reference.path - reference.path[:1]
-    target = toy_world.make_video(gen, kind=reference.kind, offsets=offsets, size=SIZE)
-    return reference, target
-
-
-def to_uint8(images: torch.Tensor) -> np.ndarray:
-    return (images * 255).round().clamp(0, 255).to(torch.uint8).numpy()
-
-
-def write_assets(folder=ASSETS):
-    """Needs ComfyUI importable (the init embedding is written by the pack's own save_embedding)."""
-    import tempfile
-
-    from reenact_core.embedding_file import save_embedding
-    from reenact_core.motion_embedding import MotionEmbedding
-
-    from .media import write_h264
-    from .toy_fidelity import init_tokens
-    os.makedirs(folder, exist_ok=True)
-    reference, target = demo_videos()
-    write_h264(os.path.join(folder, REFERENCE), to_uint8(toy_codec.latents_to_pixels(reference.latents)), FPS)
-    first = to_uint8(toy_codec.latents_to_pixels(target.latents[:1]))[0]
-    cv2.imwrite(os.path.join(folder, TARGET), cv2.cvtColor(first, cv2.COLOR_RGB2BGR))
-    init = MotionEmbedding(init_tokens(toy_world.FRAMES, 1, SEED), {"init": "toy-null", "model": "toy SVD (demo)"})
-    with tempfile.TemporaryDirectory() as scratch:
-        os.replace(save_embedding(init, scratch, "toy_init"), os.path.join(folder, INIT))
-    spec = {"label": LABEL, "motion": reference.label, "fps": FPS, "frames": toy_world.FRAMES, "size_px": SIZE * 8,
-            "reference_path": reference.path.tolist(), "target_path": target.path.tolist(),
-            "target_colour": target.colour.tolist(), "reference_colour": reference.colour.tolist()}
-    with open(os.path.join(folder, SPEC), "w") as f:
-        json.dump(spec, f, indent=1)
-    return folder
 
 
 def load_spec(folder=ASSETS) -> dict:
@@ -107,8 +69,3 @@ def side_by_side(reference_rgb: np.ndarray, result_rgb: np.ndarray, spec: dict, 
         cv2.putText(header, line, (6, 18 * (i + 1)), cv2.FONT_HERSHEY_SIMPLEX, 0.42, (0, 0, 0), 1, cv2.LINE_AA)
     return np.concatenate([header, *rows], 0)
 
-
-if __name__ == "__main__":
-    from reenact_cli.locate import setup_comfyui
-    setup_comfyui(cpu=True)
-    print(f"wrote {write_assets()}")
