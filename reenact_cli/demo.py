@@ -17,7 +17,7 @@ import cv2
 
 import reenact_toy
 from reenact_toy import toy_demo
-from reenact_toy.video_frames import read_video_frames
+from reenact_toy.video_frames import decode_all_frames
 
 from .api_client import ComfyClient
 from .session import EXIT_RUN_FAILED, FAILURES, UserError, download_video, follow, report, start_server
@@ -63,7 +63,7 @@ def demo_prompt(reference: str, target: str, spec: dict, steps: int, seed: int) 
 
 
 def read_frames(path: str):
-    frames = read_video_frames(path)
+    frames = decode_all_frames(path)
     if not len(frames):
         raise UserError(f"expected video frames in {path}, got none")
     return frames

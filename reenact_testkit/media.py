@@ -1,11 +1,11 @@
 """Small synthetic media files for end-to-end runs: a moving square video and a still target image.
 
-read_video_frames is the demo's reader (reenact_toy/video_frames.py), imported here for the tests.
+decode_all_frames is the demo's reader (reenact_toy/video_frames.py), imported here for the tests.
 """
 import cv2
 import numpy as np
 
-from reenact_toy.video_frames import read_video_frames  # noqa: F401
+from reenact_toy.video_frames import decode_all_frames  # noqa: F401
 
 
 def moving_square_frames(count=8, size=(96, 64), step=4, colour=(40, 200, 90)) -> list[np.ndarray]:

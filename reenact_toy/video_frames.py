@@ -3,8 +3,9 @@ import cv2
 import numpy as np
 
 
-def read_video_frames(path: str) -> np.ndarray:
-    """All frames as (F, H, W, 3) uint8, RGB."""
+def decode_all_frames(path: str) -> np.ndarray:
+    """Every frame as (F, H, W, 3) uint8 RGB numpy, for checking outputs. Not the nodes' reader:
+    reenact_core.video_frames.read_video_frames decodes only the selected frames, as a float IMAGE."""
     capture = cv2.VideoCapture(path)
     frames = []
     while True:

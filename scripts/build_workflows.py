@@ -130,6 +130,11 @@ class GraphBuilder:
         self.nodes.append(node)
         return node
 
+    def link_all(self, *links):
+        """Each (source node, output name, target node, input name), in order."""
+        for link in links:
+            self.link(*link)
+
     def link(self, source_key, output_name, target_key, input_name):
         source, target = self.by_key[source_key], self.by_key[target_key]
         slot = next(i for i, o in enumerate(source["outputs"]) if o["name"] == output_name)
@@ -176,14 +181,16 @@ def add_inversion(g, x, y):
     curve["size"][1] = 300
     opt_note = g.note(OPTIMIZE_NOTE, below(curve), height=260, title="Read me: learning")
     g.group("3. Learn the motion", [inflate, opt, curve, opt_note], color="#a1309b")
-    g.link("ckpt", "CLIP_VISION", "inflate", "clip_vision")
-    g.link("ref", "IMAGE", "inflate", "images")
-    g.link("ckpt", "MODEL", "opt", "model")
-    g.link("ckpt", "VAE", "opt", "vae")
-    g.link("ref", "IMAGE", "opt", "reference")
-    g.link("inflate", "MOTION_EMBEDDING", "opt", "init_embedding")
-    g.link("ref", "STRING", "opt", "source_name")
-    g.link("opt", "IMAGE", "curve", "images")
+    g.link_all(
+        ("ckpt", "CLIP_VISION", "inflate", "clip_vision"),
+        ("ref", "IMAGE", "inflate", "images"),
+        ("ckpt", "MODEL", "opt", "model"),
+        ("ckpt", "VAE", "opt", "vae"),
+        ("ref", "IMAGE", "opt", "reference"),
+        ("inflate", "MOTION_EMBEDDING", "opt", "init_embedding"),
+        ("ref", "STRING", "opt", "source_name"),
+        ("opt", "IMAGE", "curve", "images"),
+    )
 
 
 def add_save(g, x, y):
@@ -207,22 +214,24 @@ def add_transfer(g, x, y, embedding_source):
     save = g.node("save_video", "SaveVideo", below(video), filename_prefix="video/reenact")
     g.group("5. Reenact the motion on a target image", [target, cond, apply, cfg, sampler, decode, video, save, note],
             color="#335")
-    g.link("ckpt", "CLIP_VISION", "cond", "clip_vision")
-    g.link("target", "IMAGE", "cond", "init_image")
-    g.link("ckpt", "VAE", "cond", "vae")
-    g.link("cond", "positive", "apply", "positive")
-    g.link("cond", "negative", "apply", "negative")
-    g.link(*embedding_source, "apply", "motion_embedding")
-    g.link("cond", "latent", "apply", "latent")
-    g.link("ckpt", "MODEL", "cfg", "model")
-    g.link("cfg", "MODEL", "sampler", "model")
-    g.link("apply", "positive", "sampler", "positive")
-    g.link("apply", "negative", "sampler", "negative")
-    g.link("cond", "latent", "sampler", "latent_image")
-    g.link("sampler", "LATENT", "decode", "samples")
-    g.link("ckpt", "VAE", "decode", "vae")
-    g.link("decode", "IMAGE", "video", "images")
-    g.link("video", "VIDEO", "save_video", "video")
+    g.link_all(
+        ("ckpt", "CLIP_VISION", "cond", "clip_vision"),
+        ("target", "IMAGE", "cond", "init_image"),
+        ("ckpt", "VAE", "cond", "vae"),
+        ("cond", "positive", "apply", "positive"),
+        ("cond", "negative", "apply", "negative"),
+        (*embedding_source, "apply", "motion_embedding"),
+        ("cond", "latent", "apply", "latent"),
+        ("ckpt", "MODEL", "cfg", "model"),
+        ("cfg", "MODEL", "sampler", "model"),
+        ("apply", "positive", "sampler", "positive"),
+        ("apply", "negative", "sampler", "negative"),
+        ("cond", "latent", "sampler", "latent_image"),
+        ("sampler", "LATENT", "decode", "samples"),
+        ("ckpt", "VAE", "decode", "vae"),
+        ("decode", "IMAGE", "video", "images"),
+        ("video", "VIDEO", "save_video", "video"),
+    )
 
 
 def invert_workflow(info):

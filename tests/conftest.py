@@ -123,3 +123,12 @@ def comfy_server(tmp_path_factory):
         yield server, ComfyClient(server.url)
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def video():
+    """A small reference for the small SVD (4 frames, 8x8 latents, 2 tokens of 64); modules may define their own."""
+    g = torch.Generator().manual_seed(31)
+    latents = torch.randn(4, 4, 8, 8, generator=g)
+    return dict(latents=latents, condition=latents[:1].clone(), frames=torch.rand(4, 64, 64, 3, generator=g),
+                init=torch.randn(5, 2, 64, generator=g))

@@ -7,7 +7,7 @@ free memory inside every attention call, which dynamo cannot trace: a graph brea
 eager's; the run's CompileReport counts the breaks and names the reason). Not tested here: compiling those
 pieces would add minutes of CPU compile to the suite.
 
-Every test here uses one shape (test_failure_cleanup's video: 4 frames, 8x8 latents, 2 tokens of 64, fp32), so the graphs compiled by the
+Every test here uses one shape (conftest's video: 4 frames, 8x8 latents, 2 tokens of 64, fp32), so the graphs compiled by the
 first test are reused by the rest: about four minutes of compiling on two cores with a cold inductor cache,
 about a minute with a warm one.
 No test times anything.
@@ -18,7 +18,7 @@ import torch
 import comfy.ldm.modules.attention as comfy_attention
 from reenact_core.backward_ready import prepared_for_backward
 from reenact_core.inversion import DenoisingObjective, InversionSettings, RunStats, invert_motion
-from test_failure_cleanup import attachments, cancel_node_run_at_step_two, model_output, video  # noqa: F401
+from test_failure_cleanup import attachments, cancel_node_run_at_step_two, model_output
 
 FRAMES = 4
 

@@ -18,14 +18,6 @@ from reenact_core.motion_embedding import MotionEmbedding
 FRAMES = 4
 
 
-@pytest.fixture(scope="module")
-def video():
-    g = torch.Generator().manual_seed(31)
-    latents = torch.randn(FRAMES, 4, 8, 8, generator=g)
-    return dict(latents=latents, condition=latents[:1].clone(), frames=torch.rand(FRAMES, 64, 64, 3, generator=g),
-                init=torch.randn(FRAMES + 1, 2, 64, generator=g))
-
-
 def model_output(model, video):
     """The UNet's denoised output for fixed inputs, through the objective's own apply_model call."""
     objective = DenoisingObjective(model, video["latents"], video["condition"], InversionSettings())

@@ -5,7 +5,7 @@ import sys
 import pytest
 
 from comfyui_location import PACK_ROOT
-from reenact_testkit.media import moving_square_frames, read_video_frames, write_target_image, write_video
+from reenact_testkit.media import decode_all_frames, moving_square_frames, write_target_image, write_video
 
 
 def run_cli(*args, timeout=1200):
@@ -47,7 +47,7 @@ def test_reuses_a_running_server_and_writes_the_video(comfy_server, tmp_path):
                    "--output", str(output))
     assert done.returncode == 0, done.stderr[-3000:]
     assert f"wrote {output}" in done.stdout
-    assert read_video_frames(str(output)).shape == (3, 64, 64, 3)
+    assert decode_all_frames(str(output)).shape == (3, 64, 64, 3)
     assert "Optimize Motion Embedding" in done.stderr and "loss" in done.stderr, "progress bar with the loss"
     assert "starting ComfyUI" not in done.stdout, "a running server is reused"
 
@@ -64,7 +64,7 @@ def test_demo_runs_the_whole_graph_on_the_toy_model_and_says_so(tmp_path):
     done = run_cli("--demo", "--output", str(output), timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     assert toy_demo.LABEL in done.stdout
-    frames = read_video_frames(str(output))
+    frames = decode_all_frames(str(output))
     assert frames.shape == (8, 128, 128, 3)
     picture = cv2.imread(str(tmp_path / "demo_side_by_side.png"))
     assert picture.shape[1] == 8 * 132 and picture.shape[0] > 2 * 132, picture.shape
@@ -89,7 +89,7 @@ def test_the_bundled_demo_assets_are_what_the_generator_writes(tmp_path):
     assert json.dumps(fresh, sort_keys=True) == json.dumps(bundled, sort_keys=True)
     assert torch.equal(load_embedding(str(tmp_path / toy_demo.INIT)).tokens,
                        load_embedding(f"{toy_demo.ASSETS}/{toy_demo.INIT}").tokens)
-    clip = torch.from_numpy(read_video_frames(f"{toy_demo.ASSETS}/{toy_demo.REFERENCE}")).float() / 255
+    clip = torch.from_numpy(decode_all_frames(f"{toy_demo.ASSETS}/{toy_demo.REFERENCE}")).float() / 255
     reference, _ = make_demo_assets.demo_videos()
     tracked = toy_world.track(toy_codec.pixels_to_latents(clip), reference.colour)
     assert (tracked - reference.path).abs().max() < 0.1, "the clip shows the spec's path"

@@ -15,7 +15,7 @@ from reenact_cli.workflow_api import patched, ui_to_api
 from reenact_core.embedding_file import load_embedding, save_embedding
 from reenact_core.events import LOSS_EVENT
 from reenact_core.motion_embedding import MotionEmbedding
-from reenact_testkit.media import read_video_frames
+from reenact_testkit.media import decode_all_frames
 from reenact_testkit.server_env import REFERENCE_VIDEO, TARGET_IMAGE
 
 WORKFLOWS = os.path.join(PACK_ROOT, "workflows")
@@ -57,7 +57,7 @@ def saved_embedding_path(base, history):
 
 
 def assert_video(path, frames=FRAMES, size=SIZE):
-    video = read_video_frames(path)
+    video = decode_all_frames(path)
     assert video.shape == (frames, size, size, 3), video.shape
     return video
 

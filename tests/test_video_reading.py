@@ -1,5 +1,4 @@
 """LoadMotionReference on real files encoded here: mp4 and gif, odd sizes, too few frames."""
-import os
 
 import cv2
 import numpy as np
