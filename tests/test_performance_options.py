@@ -216,7 +216,8 @@ def test_core_names_unknown_options_past_validation(small_svd, small_vae, bad):
     value named by the core, not a failure deep inside."""
     inputs = optimize_inputs(model=small_svd, vae=small_vae, reference=torch.rand(FRAMES, 64, 64, 3),
                              init_embedding=MotionEmbedding(torch.randn(FRAMES + 1, 2, DIM)), steps=1,
-                             gradient_checkpointing="blocks", **bad)
+                             gradient_checkpointing="blocks")
+    inputs.update(bad)
     with pytest.raises(ValueError, match=repr(next(iter(bad.values())))):  # the pack's ReenactError
         run_node("OptimizeMotionEmbedding", **inputs)
 
