@@ -1,7 +1,7 @@
 import os
 
 import folder_paths
-from comfy_api.latest import io
+from comfy_api.latest import Input, io
 
 from ..reenact_core.errors import ReenactError
 from ..reenact_core.video_frames import (RESIZE_MODES, FrameSelection, fit_frames,
@@ -27,6 +27,24 @@ def video_problem(video) -> str | None:
     return f"expected video to be a file in ComfyUI's input folder, got {video!r}, which is not there"
 
 
+def read_video_input(video, selection: FrameSelection):
+    """The selected frames of a core VIDEO: (frames, its own frame rate, name).
+
+    A VIDEO whose class has its own get_stream_source (VideoFromFile, from Load Video: a path or a BytesIO) is
+    read through that stream by the same reader as a file, so only the frames up to the last selected one are
+    decoded; its get_components() would decode the whole video. Any other VIDEO (VideoFromComponents, from
+    Create Video) would have to encode itself to give a stream, but holds its frames in memory already: the
+    selection is taken from its components, at their frame rate."""
+    if type(video).get_stream_source is not Input.Video.get_stream_source:
+        source = video.get_stream_source()
+        name = os.path.basename(source) if isinstance(source, (str, os.PathLike)) else None
+        frames, fps = read_video_frames(source, selection, name=name or "the VIDEO")
+        return frames, fps, name or "VIDEO"
+    components = video.get_components()
+    fps = float(components.frame_rate)
+    return select_from_images(components.images, selection, fps, name="the VIDEO"), fps, "VIDEO"
+
+
 class LoadMotionReference(io.ComfyNode):
     @classmethod
     def define_schema(cls):
@@ -34,12 +52,13 @@ class LoadMotionReference(io.ComfyNode):
             node_id="LoadMotionReference",
             display_name="Load Motion Reference",
             category=CATEGORY,
-            description="Reads the reference video whose motion will be learned. Only the selected frames "
-                        "are decoded, then fitted to the size SVD will see.",
+            description="Reads the reference video whose motion will be learned, from a connected VIDEO, else "
+                        "a connected IMAGE batch, else the file. Only the selected frames are decoded, then "
+                        "fitted to the size SVD will see.",
             inputs=[
                 io.Combo.Input("video", options=_input_videos(), upload=io.UploadType.video,
-                               tooltip="A video in ComfyUI's input folder (mp4, webm, mov, gif). Ignored when "
-                                       "'images' is connected."),
+                               tooltip="A video file in ComfyUI's input folder (mp4, webm, mov, gif). Used only "
+                                       "when neither VIDEO nor images is connected."),
                 io.Int.Input("start_frame", default=0, min=0, max=1_000_000,
                              tooltip="First frame to use (0-based)."),
                 io.Int.Input("frame_count", default=14, min=2, max=128,
@@ -54,9 +73,15 @@ class LoadMotionReference(io.ComfyNode):
                                tooltip="crop: fill and cut the edges; pad: fit and add black bars; "
                                        "stretch: ignore the aspect ratio."),
                 io.Image.Input("images", optional=True,
-                               tooltip="Use an IMAGE batch (e.g. from Load Video) instead of the file."),
+                               tooltip="An IMAGE batch (e.g. VideoHelperSuite's Load Video, or any node's frames) "
+                                       "instead of the file; its rate is images_fps. Wins over the file; ignored "
+                                       "when VIDEO is connected."),
                 io.Float.Input("images_fps", default=8.0, min=0.1, max=240.0, optional=True,
-                               tooltip="Frame rate of the connected IMAGE batch."),
+                               tooltip="Frame rate of the connected IMAGE batch (used only for images)."),
+                io.Video.Input("video_input", display_name="VIDEO (from Load Video)", optional=True,
+                               tooltip="A core VIDEO (Load Video, Create Video). Wins over images and the file. "
+                                       "Its own frame rate is used; from a file only the frames up to the last "
+                                       "selected one are decoded."),
             ],
             outputs=[
                 io.Image.Output("frames"),
@@ -68,13 +93,15 @@ class LoadMotionReference(io.ComfyNode):
 
     @classmethod
     def validate_inputs(cls, width, height, target_fps, resize_mode, video=None, images=NOT_CONNECTED,
-                        images_fps=None):
-        """Frame ranges are ComfyUI's own check; the video file only matters when no IMAGE is connected."""
+                        images_fps=None, video_input=NOT_CONNECTED):
+        """Frame ranges are ComfyUI's own check; the video file only matters when neither images nor VIDEO is
+        connected (a linked input arrives here as None, an absent one keeps its NOT_CONNECTED default)."""
+        file_used = images is NOT_CONNECTED and video_input is NOT_CONNECTED
         return first_problem(
             declared_problem(cls, width=width, height=height, target_fps=target_fps, resize_mode=resize_mode,
                              images_fps=images_fps),
             multiple_of_64_problem(width, height),
-            video_problem(video) if images is NOT_CONNECTED else None)
+            video_problem(video) if file_used else None)
 
     @classmethod
     def fingerprint_inputs(cls, video=None, **kwargs):
@@ -83,13 +110,16 @@ class LoadMotionReference(io.ComfyNode):
 
     @classmethod
     def execute(cls, video, start_frame, frame_count, stride, target_fps, width, height, resize_mode,
-                images=None, images_fps=8.0) -> io.NodeOutput:
+                images=None, images_fps=8.0, video_input=None) -> io.NodeOutput:
         selection = FrameSelection(start_frame, frame_count, stride, target_fps)
-        if images is not None:
+        if video_input is not None:
+            frames, source_fps, name = read_video_input(video_input, selection)
+        elif images is not None:
             frames, source_fps, name = select_from_images(images, selection, images_fps), images_fps, "IMAGE"
         else:
             if not video:
-                raise ReenactError("expected a video file or a connected IMAGE batch, got neither")
+                raise ReenactError("expected a video file, a connected VIDEO or a connected IMAGE batch, "
+                                   "got none")
             frames, source_fps = read_video_frames(folder_paths.get_annotated_filepath(video), selection)
             name = os.path.basename(video)
         frames = fit_frames(frames, width, height, resize_mode)

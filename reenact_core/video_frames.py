@@ -1,10 +1,10 @@
-"""Reading reference frames: only the frames asked for are decoded, then fitted to the model size."""
+"""Reading reference frames: only the frames asked for are decoded (PyAV, from a file or a stream), then fitted to
+the model size."""
 import math
 import os
 from dataclasses import dataclass
 
 import av
-import cv2
 import numpy as np
 import torch
 
@@ -38,73 +38,83 @@ class FrameSelection:
         return f"{self.count} frames from frame {self.start}, {how} (source {source_fps:g} fps)"
 
 
-def require_video_stream(path: str) -> None:
-    """Cheap container probe (headers only, PyAV as ComfyUI's own video nodes use): an empty file or one
-    without a video stream (audio only, or a container with no frames written) is named as such.
-    Files PyAV cannot open at all are left to OpenCV, which reads some that PyAV does not."""
-    name = os.path.basename(path)
-    if os.path.getsize(path) == 0:
-        raise ReenactError(f"expected a video file with frames, got {name}, which is empty (0 bytes)")
+def _frame_rate(stream) -> float:
+    """The stream's average rate, as ComfyUI's own VIDEO reports it (VideoFromFile.get_components); the
+    guessed rate when the container has none; FALLBACK_FPS when neither is a plausible rate."""
+    for rate in (stream.average_rate, stream.guessed_rate):
+        if rate and 0 < float(rate) <= 1000:
+            return float(rate)
+    return FALLBACK_FPS
+
+
+def _too_few(selection: FrameSelection, source_fps: float, name: str, have: int) -> ReenactError:
+    gives = sum(i < have for i in selection.indices(source_fps))
+    return ReenactError(f"expected {selection.describe(source_fps)}, but {name} has only {have} "
+                        f"frame{'s' if have != 1 else ''}, which gives {gives}: lower the frame count, start or stride")
+
+
+def _rgb(frame) -> np.ndarray:
+    """One decoded frame as (H, W, 3) uint8 RGB, turned upright by its display matrix (phone videos), as
+    players and OpenCV show it."""
+    image = frame.to_ndarray(format="rgb24")
+    quarter_turns = round((frame.rotation or 0) / 90) % 4  # PyAV: degrees counterclockwise
+    return np.rot90(image, quarter_turns) if quarter_turns else image
+
+
+def read_video_frames(source, selection: FrameSelection, name: str | None = None):
+    """Decode the selected frames of a video; returns (IMAGE (F,H,W,3) in [0,1], source fps).
+
+    `source` is a file path or a binary stream PyAV can open (what a VIDEO's get_stream_source() gives);
+    `name` is what errors call it (default: the file's name). The frame rate is the video's own. The frame
+    count in the container's header, where it has one, is checked before anything is decoded. Frames before
+    and between the selected ones are decoded but not converted, and reading stops at the last selected
+    frame, so a long video is never held in memory.
+    """
+    is_path = isinstance(source, (str, os.PathLike))
+    name = name or (os.path.basename(source) if is_path else "the video stream")
+    if is_path:
+        if not os.path.isfile(source):
+            raise ReenactError(f"expected a video file, got a path that does not exist: {source}")
+        if os.path.getsize(source) == 0:
+            raise ReenactError(f"expected a video file with frames, got {name}, which is empty (0 bytes)")
     try:
-        container = av.open(path)
-    except Exception:  # noqa: BLE001 - PyAV raises many FFmpeg error types; OpenCV gets its turn
-        return
+        container = av.open(source)
+    except Exception as e:  # noqa: BLE001 - PyAV raises many FFmpeg error types
+        raise ReenactError(f"expected a readable video (mp4, webm, mov, gif), could not open {name}: it may be "
+                           f"corrupt or not a video") from e
     with container:
         if not container.streams.video:
             kinds = sorted({s.type for s in container.streams})
             found = f"only {' and '.join(kinds)} streams" if kinds else "no streams at all (no frames)"
             raise ReenactError(f"expected a video with a video stream, got {name}, which has {found}")
-
-
-def read_video_frames(path: str, selection: FrameSelection):
-    """Decode the selected frames of a video file; returns (IMAGE (F,H,W,3) in [0,1], source fps).
-
-    Frames before and between the selected ones are grabbed without being converted, and reading
-    stops at the last selected frame, so a long video is never held in memory.
-    """
-    if not os.path.isfile(path):
-        raise ReenactError(f"expected a video file, got a path that does not exist: {path}")
-    require_video_stream(path)
-    capture = cv2.VideoCapture(path)
-    try:
-        if not capture.isOpened():
-            raise ReenactError(f"expected a readable video (mp4, webm, mov, gif), could not open "
-                               f"{os.path.basename(path)}: it may be corrupt or not a video")
-        source_fps = capture.get(cv2.CAP_PROP_FPS)
-        if not source_fps or not math.isfinite(source_fps) or source_fps <= 0 or source_fps > 1000:
-            source_fps = FALLBACK_FPS
+        stream = container.streams.video[0]
+        source_fps = _frame_rate(stream)
         wanted = selection.indices(source_fps)
         wanted_set, last = set(wanted), wanted[-1]
-        frames, index = {}, 0
-        while index <= last:
-            if index in wanted_set:
-                ok, frame = capture.read()
-                if ok:
-                    frames[index] = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
-            else:
-                ok = capture.grab()
-            if not ok:
+        if 0 < stream.frames <= last:  # the header's count (0 when the container has none, as webm)
+            raise _too_few(selection, source_fps, name, stream.frames)
+        frames, decoded = {}, 0
+        for frame in container.decode(stream):
+            if decoded in wanted_set:
+                frames[decoded] = _rgb(frame)
+            decoded += 1
+            if decoded > last:
                 break
-            index += 1
-    finally:
-        capture.release()
-    if index == 0:
-        raise ReenactError(f"expected a video with frames, {os.path.basename(path)} has no video frames "
-                           f"(empty, audio-only or corrupt)")
+    if decoded == 0:
+        raise ReenactError(f"expected a video with frames, {name} has no video frames (empty, audio-only or "
+                           f"corrupt)")
     if len(frames) < len(wanted):
-        raise ReenactError(f"expected {selection.describe(source_fps)}, but {os.path.basename(path)} has only "
-                           f"{index} frame{'s' if index != 1 else ''}, which gives {len(frames)}: lower the frame "
-                           f"count, start or stride")
+        raise _too_few(selection, source_fps, name, decoded)
     stacked = np.stack([frames[i] for i in wanted])
     return torch.from_numpy(stacked).float().div_(255.0), source_fps
 
 
-def select_from_images(images: torch.Tensor, selection: FrameSelection, source_fps: float) -> torch.Tensor:
-    """The same selection on an IMAGE batch already in memory."""
+def select_from_images(images: torch.Tensor, selection: FrameSelection, source_fps: float,
+                       name: str = "the IMAGE batch") -> torch.Tensor:
+    """The same selection on frames already in memory (an IMAGE batch, a VIDEO made from images)."""
     wanted = selection.indices(source_fps)
     if wanted[-1] >= images.shape[0]:
-        raise ReenactError(f"expected {selection.describe(source_fps)}, but the IMAGE batch has only "
-                           f"{images.shape[0]} frames: lower the frame count, start or stride")
+        raise _too_few(selection, source_fps, name, images.shape[0])
     return images[wanted]
 
 

@@ -1,4 +1,5 @@
-"""LoadMotionReference on real files encoded here: mp4 and gif, odd sizes, too few frames."""
+"""LoadMotionReference on real files encoded here: mp4 and gif, odd sizes, too few frames, only the selected frames
+decoded, portrait phone video upright."""
 
 import cv2
 import numpy as np
@@ -125,28 +126,68 @@ def test_empty_audio_only_and_single_frame_files(tmp_folders, name, make, messag
         load(name)
 
 
-def test_long_video_is_not_read_whole(tmp_folders, monkeypatch):
-    """Reading stops at the last selected frame: frames after it are never decoded."""
-    write_mp4(tmp_folders / "input" / "long.mp4", 200, 64, 64)
-    calls = {"read": 0, "grab": 0}
-    real = cv2.VideoCapture
+def count_decoded_frames(monkeypatch) -> list:
+    """Every frame PyAV's decoder hands the reader, counted by wrapping av.open (its only way into a video)."""
+    import av
+    decoded, real_open = [], av.open
 
     class Counting:
-        def __init__(self, *a):
-            self.inner = real(*a)
+        def __init__(self, inner):
+            self.inner = inner
 
-        def read(self):
-            calls["read"] += 1
-            return self.inner.read()
+        def decode(self, *args, **kwargs):
+            for frame in self.inner.decode(*args, **kwargs):
+                decoded.append(frame)
+                yield frame
 
-        def grab(self):
-            calls["grab"] += 1
-            return self.inner.grab()
+        def __enter__(self):
+            self.inner.__enter__()
+            return self
+
+        def __exit__(self, *exc):
+            return self.inner.__exit__(*exc)
 
         def __getattr__(self, name):
             return getattr(self.inner, name)
 
-    monkeypatch.setattr(cv2, "VideoCapture", Counting)
+    monkeypatch.setattr(av, "open", lambda *args, **kwargs: Counting(real_open(*args, **kwargs)))
+    return decoded
+
+
+def test_long_video_is_not_read_whole(tmp_folders, monkeypatch):
+    """Reading stops at the last selected frame: frames after it are never decoded."""
+    write_mp4(tmp_folders / "input" / "long.mp4", 200, 64, 64)
+    decoded = count_decoded_frames(monkeypatch)
     frames, *_ = load("long.mp4", start_frame=5, frame_count=4)
     assert frames.shape[0] == 4
-    assert calls == {"read": 4, "grab": 5}
+    assert len(decoded) == 9, "frames 0..8 decoded (5..8 selected), none of the 191 after"
+
+
+def rotate_in_header(path, quarter_turn):
+    """Write a display matrix into an mp4's track header (tkhd, version 0), as phones record portrait video:
+    the pixels stay landscape, players turn them. quarter_turn 1 = 90 degrees clockwise."""
+    import struct
+    data = bytearray(path.read_bytes())
+    box = data.find(b"tkhd") - 4
+    assert data[box + 8] == 0, "version 0 tkhd"
+    one, minus_one = 0x00010000, 0xFFFF0000
+    matrix = {1: (0, one, 0, minus_one, 0, 0, 0, 0, 0x40000000)}[quarter_turn]
+    data[box + 48:box + 84] = struct.pack(">9I", *matrix)
+    path.write_bytes(data)
+
+
+def test_portrait_phone_video_comes_upright(tmp_folders):
+    """A 96x64 recording with a 90-degree display matrix is read 64 wide and 96 high, turned clockwise, as players
+    (and OpenCV, the reader before PyAV) show it."""
+    from reenact_core.video_frames import FrameSelection, read_video_frames
+    path = tmp_folders / "input" / "portrait.mp4"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, (96, 64))
+    for _ in range(3):
+        frame = np.zeros((64, 96, 3), np.uint8)
+        frame[:16, :16] = 255  # white square at the stored top-left
+        writer.write(frame)
+    writer.release()
+    rotate_in_header(path, 1)
+    frames, _ = read_video_frames(str(path), FrameSelection(count=2))
+    assert frames.shape == (2, 96, 64, 3)
+    assert frames[0, :12, -12:].min() > 0.9 and frames[0, :12, :12].max() < 0.1, "white square now top-right"
