@@ -1,5 +1,6 @@
+import logging
+
 import folder_paths
-import torch
 
 import comfy.model_management
 import comfy.utils
@@ -7,32 +8,20 @@ from comfy_api.latest import io
 
 from ..reenact_core.layer_wrappers import CHECKPOINTING_MODES, COMPILE_MODES
 from ..reenact_core.errors import ReenactError
-from ..reenact_core.inversion import LR_SCHEDULES, InversionSettings, require_matching_frames
+from ..reenact_core.inversion import LR_SCHEDULES, InversionSettings, RunStats, require_matching_frames
 from ..reenact_core.inversion_job import NO_RESUME, RunFiles, load_resume, invert_motion_with_files, run_name_problem
 from ..reenact_core.loss_plot import loss_curve_image
 from ..reenact_core.memory_mode import MEMORY_MODES, compile_problem
+from ..reenact_core.motion_preview import PREVIEW_STEPS
 from ..reenact_core.model_checks import (model_fingerprint, require_embedding_fits, require_latents_fit,
                                          require_svd, require_vae_for)
 from ..reenact_core.precision import PRECISIONS
 from ..reenact_core.run_checkpoints import list_checkpoints, tensor_fingerprint
+from ..reenact_core.svd_latents import encode_reference
 from .common import CATEGORY, EMBEDDINGS_FOLDER, MotionEmbeddingType, size_problem
-from .loss_events import LossEvents
+from .live_events import LossEvents
+from .motion_preview import preview_callback, preview_target
 from .validation import at_most_problem, declared_problem, first_problem
-
-
-def encode_reference(vae, frames: torch.Tensor, augmentation_level: float, seed: int):
-    """Reference latents and the first frame's latent with SVD's pixel-space noise augmentation.
-
-    The augmentation is the one ComfyUI's SVD_img2vid_Conditioning applies (pixels + noise * level, then the VAE),
-    not a call to that node: it draws its noise from the global RNG (torch.randn_like), and a run here must draw
-    it from the run's seed, so that a resumed run and a rerun are bit-identical.
-    """
-    latents = vae.encode(frames[..., :3])
-    first = frames[:1, ..., :3]
-    if augmentation_level > 0:
-        generator = torch.Generator().manual_seed(seed)
-        first = first + torch.randn(first.shape, generator=generator) * augmentation_level
-    return latents, vae.encode(first)
 
 
 def embeddings_folder() -> str:
@@ -108,6 +97,14 @@ class OptimizeMotionEmbedding(io.ComfyNode):
                 io.Combo.Input("resume", options=resume_options(), default=NO_RESUME, optional=True,
                                tooltip="Go on from a run checkpoint: same model, reference and noise settings "
                                        "(checked). Its seed is used; steps is the total to reach."),
+                io.Int.Input("preview_every", default=0, min=0, max=100_000, optional=True,
+                             tooltip="Every this many steps, sample a short preview of the motion learned so far "
+                                     f"({PREVIEW_STEPS} sampler steps without CFG, then a VAE decode; about the "
+                                     "time of 3-4 optimisation steps plus the decode) and show it on the node. "
+                                     "0 = off. Every 100 steps costs a few percent of the run."),
+                io.Image.Input("preview_image", optional=True,
+                               tooltip="The image the previews animate (its first frame, cropped to the "
+                                       "reference's size). Default: the reference's first frame."),
             ],
             outputs=[MotionEmbeddingType.Output("motion_embedding"), io.Image.Output("loss_curve")],
             hidden=[io.Hidden.unique_id],
@@ -134,7 +131,7 @@ class OptimizeMotionEmbedding(io.ComfyNode):
                 sigma_log_std, augmentation_level, fps, motion_bucket_id, gradient_checkpointing,
                 lr_schedule="constant", warmup_steps=0, weight_decay=0.01, precision="auto", memory_mode="balanced",
                 compile="off", source_name="", run_name="motion", save_every=0, keep_checkpoints=3,
-                resume=NO_RESUME) -> io.NodeOutput:
+                resume=NO_RESUME, preview_every=0, preview_image=None) -> io.NodeOutput:
         if problem := size_problem(reference.shape[2], reference.shape[1]):
             raise ReenactError(problem)
         require_svd(model)
@@ -153,8 +150,13 @@ class OptimizeMotionEmbedding(io.ComfyNode):
                                         init_embedding.tokens.shape)
         latents, condition_latent = encode_reference(vae, reference, augmentation_level, settings.seed)
         require_latents_fit(model, latents, reference.shape[2], reference.shape[1])
+        node_id = cls.hidden.unique_id if cls.hidden else None
+        on_preview = None
+        if preview_every > 0:
+            target = preview_target(vae, reference, preview_image, condition_latent, settings)
+            on_preview = preview_callback(model, vae, target, node_id, run_name, steps)
         progress = comfy.utils.ProgressBar(steps)
-        loss_events = LossEvents(cls.hidden.unique_id if cls.hidden else None, steps)
+        loss_events = LossEvents(node_id, steps)
 
         def on_step(step, total, loss):
             loss_events.add(step, loss)
@@ -165,8 +167,12 @@ class OptimizeMotionEmbedding(io.ComfyNode):
                         augmentation_level=augmentation_level, width=reference.shape[2], height=reference.shape[1],
                         source_video=source_name or "unknown", base_model=fingerprint, learning_rate=learning_rate,
                         seed=settings.seed)
-        tokens, losses, _ = invert_motion_with_files(model, latents, condition_latent, init_embedding.tokens, settings, files,
-                                          fingerprint, reference_fingerprint, resumed, on_step, metadata)
+        stats = RunStats()
+        tokens, losses, _ = invert_motion_with_files(model, latents, condition_latent, init_embedding.tokens,
+                                                     settings, files, fingerprint, reference_fingerprint, resumed,
+                                                     on_step, metadata, stats, preview_every, on_preview)
+        if stats.preview_seconds:
+            logging.info("Reenact Anything: %s", stats.describe_previews())
         result = init_embedding.replace(
             tokens, **dict(metadata, steps=int(init_embedding.metadata.get("steps", 0)) + steps,
                            final_loss=losses[-1]))

@@ -1,13 +1,16 @@
-"""Terminal progress for a queued prompt: one tqdm bar per node that reports steps, the live loss beside it."""
+"""Terminal progress for a queued prompt: one tqdm bar per node that reports steps, the live loss beside it, and a
+line for each motion preview (where it was saved)."""
 import sys
 
 from tqdm import tqdm
 
-from reenact_core.events import LOSS_EVENT
+from reenact_core.events import LOSS_EVENT, PREVIEW_EVENT
 
 
 class ProgressDisplay:
-    def __init__(self, prompt: dict, stream=sys.stderr):
+    def __init__(self, prompt: dict, stream=sys.stderr, on_preview=None):
+        """`on_preview(event data)` keeps a preview and returns where it is, for the line printed."""
+        self.on_preview = on_preview
         self.titles = {k: v.get("_meta", {}).get("title") or v["class_type"] for k, v in prompt.items()}
         self.stream = stream
         self.bar = None
@@ -28,6 +31,9 @@ class ProgressDisplay:
         elif kind == LOSS_EVENT and data.get("points") and self.bar is not None:
             loss = data["points"][-1][1]
             self.bar.set_postfix_str("loss " + ("not finite" if loss is None else f"{loss:.4f}"))
+        elif kind == PREVIEW_EVENT and self.on_preview is not None:
+            where = self.on_preview(data)
+            tqdm.write(f"motion preview after step {data['step']} of {data['total']}: {where}", file=self.stream)
         elif kind == "execution_error":
             self.close()
 

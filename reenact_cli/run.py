@@ -15,7 +15,7 @@ import tempfile
 
 from .api_client import ComfyClient
 from .locate import PACK_ROOT
-from .session import FAILURES, UserError, download_video, follow, report, start_or_reuse
+from .session import FAILURES, UserError, download_video, follow, preview_saver, report, start_or_reuse
 from .workflow_api import patched, ui_to_api
 
 DEFAULT_SERVER = "http://127.0.0.1:8188"
@@ -44,6 +44,9 @@ def parse_args(argv=None):
     p.add_argument("--height", type=int, default=576)
     p.add_argument("--steps", type=int, help="optimisation steps (default 1000, or 60 with --demo)")
     p.add_argument("--sampler-steps", type=int, default=25)
+    p.add_argument("--preview-every", type=int, default=0, metavar="K",
+                   help="every K optimisation steps, a short preview of the motion learned so far, saved to "
+                        "<output name>_previews_NNNNN/step_KKKKK.webp (each costs about 3-4 steps' time); 0 = off")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--server", default=DEFAULT_SERVER, help="a running ComfyUI to reuse")
     p.add_argument("--start-server", action="store_true", help="always start a new server on a free port")
@@ -75,8 +78,9 @@ def check_local_files(args):
         value = getattr(args, name)
         if value <= 0 or value % 64:
             raise UserError(f"expected --{name} as a positive multiple of 64, got {value}")
-    if args.frames < 2 or args.steps < 1 or args.sampler_steps < 1:
-        raise UserError("expected --frames of at least 2 and --steps, --sampler-steps of at least 1")
+    if args.frames < 2 or args.steps < 1 or args.sampler_steps < 1 or args.preview_every < 0:
+        raise UserError("expected --frames of at least 2, --steps and --sampler-steps of at least 1, and "
+                        "--preview-every of at least 0")
 
 
 def missing_checkpoint_message(name, available, models_dir):
@@ -91,7 +95,7 @@ def missing_checkpoint_message(name, available, models_dir):
 
 def build_prompt(client, args, uploaded):
     name = WORKFLOW_TRANSFER if args.embedding else WORKFLOW_BOTH
-    with open(os.path.join(PACK_ROOT, "workflows", name)) as f:
+    with open(os.path.join(PACK_ROOT, "example_workflows", name)) as f:
         prompt = ui_to_api(json.load(f), client.object_info())
     changes = {"ImageOnlyCheckpointLoader": {"ckpt_name": args.checkpoint},
                "LoadImage": {"image": uploaded["image"]},
@@ -103,7 +107,8 @@ def build_prompt(client, args, uploaded):
     else:
         changes.update({"LoadMotionReference": {"video": uploaded["reference"], "frame_count": args.frames,
                                                 "width": args.width, "height": args.height},
-                        "OptimizeMotionEmbedding": {"steps": args.steps, "seed": args.seed},
+                        "OptimizeMotionEmbedding": {"steps": args.steps, "seed": args.seed,
+                                                    "preview_every": args.preview_every},
                         "SaveMotionEmbedding": {"filename_prefix": "motion/reenact_cli"}})
     return patched(prompt, changes)
 
@@ -143,7 +148,10 @@ def run(args) -> int:
             uploaded["reference"] = client.upload(args.reference, subfolder="reenact_cli")
         if args.embedding:
             uploaded["embedding"] = embedding_target(args, server)
-        status, history = follow(client, build_prompt(client, args, uploaded))
+        output_parent, output_name = os.path.split(os.path.abspath(args.output))
+        saver = preview_saver(client, output_parent, os.path.splitext(output_name)[0] + "_previews")
+        status, history = follow(client, build_prompt(client, args, uploaded),
+                                 on_preview=saver if args.preview_every > 0 else None)
         if status:
             return status
         print(f"wrote {os.path.abspath(download_video(client, history, args.output))}")
@@ -158,7 +166,11 @@ def run(args) -> int:
 def main(argv=None):
     args = parse_args(argv)
     if args.demo:
-        from .demo import run_demo  # here, not at the top: the demo needs torch and cv2, a plain run does not
+        try:
+            from .demo import run_demo  # here, not at the top: the demo needs torch and cv2, a plain run does not
+        except ModuleNotFoundError as e:  # a Registry install leaves the demo and the toy model out (.comfyignore)
+            sys.exit(report(UserError(f"--demo needs a git clone of the repository: this copy has no {e.name} "
+                                      f"(the Registry package leaves the demo and its toy model out)")))
         sys.exit(run_demo(args))
     sys.exit(run(args))
 

@@ -59,9 +59,24 @@ def start_or_reuse(args, workdir):
     return None
 
 
-def follow(client, prompt) -> tuple[int, dict | None]:
-    """Run `prompt` with a progress bar; Ctrl-C asks the server to stop. Returns (exit status, history)."""
-    display = ProgressDisplay(prompt)
+def preview_saver(client, parent: str, base: str):
+    """on_preview for ProgressDisplay: each motion preview is fetched from the server (ComfyUI empties its temp
+    folder when it starts) into a folder of this run's own, parent/base_NNNNN/step_KKKKK.webp."""
+    folder = None
+
+    def save(event: dict) -> str:
+        nonlocal folder
+        if folder is None:
+            from reenact_core.safe_files import reserve_numbered  # here: it imports torch, a plain run does not
+            folder = reserve_numbered(parent, base, "", os.mkdir)
+        return client.download(event["image"], os.path.join(folder, f"step_{int(event['step']):05}.webp"))
+    return save
+
+
+def follow(client, prompt, on_preview=None) -> tuple[int, dict | None]:
+    """Run `prompt` with a progress bar; Ctrl-C asks the server to stop. Returns (exit status, history).
+    `on_preview` (preview_saver) keeps the motion previews the run sends."""
+    display = ProgressDisplay(prompt, on_preview=on_preview)
     try:
         result = client.run(prompt, on_event=display.on_event, timeout=7 * 24 * 3600)
     except KeyboardInterrupt:

@@ -31,7 +31,7 @@ from .backward_ready import prepared_for_backward
 from .errors import ReenactError
 from .layer_wrappers import CompileReport
 from .memory_mode import free_other_models, plan_run
-from .motion_conditioning import conditioning_with_motion
+from .motion_conditioning import conditioning_with_motion, svd_base_conditioning
 from .precision import computing_in, loss_scaler
 
 
@@ -93,10 +93,8 @@ class DenoisingObjective:
         """apply_model's conditioning keyword arguments carrying `tokens`, built by the same transform
         ApplyMotionEmbedding uses (so inversion and transfer condition the UNet identically)."""
         s = self.settings
-        base = [[torch.zeros(1, 1, tokens.shape[-1], device=tokens.device),
-                 {"motion_bucket_id": s.motion_bucket_id, "fps": s.fps,
-                  "augmentation_level": s.augmentation_level,
-                  "concat_latent_image": self.condition_latent}]]
+        base = svd_base_conditioning(self.condition_latent, tokens.shape[-1], s.fps, s.motion_bucket_id,
+                                     s.augmentation_level)
         conds = convert_cond(conditioning_with_motion(base, self.frame_count, tokens))
         conds = comfy.samplers.encode_model_conds(self.model.extra_conds, conds, self.x0, self.device,
                                                   "positive")
@@ -145,6 +143,7 @@ class RunState:
 
 
 CheckpointCallback = Callable[[RunState], None]
+PreviewCallback = Callable[[int, torch.Tensor], None]
 
 
 @dataclass
@@ -153,6 +152,7 @@ class RunStats:
     torch.compile did. Filled in by invert_motion when a caller passes one."""
     step_seconds: list = field(default_factory=list)
     compile: CompileReport | None = None
+    preview_seconds: list = field(default_factory=list)
 
     @property
     def compile_seconds(self) -> float | None:
@@ -160,6 +160,13 @@ class RunStats:
         if self.compile is None or len(self.step_seconds) < 2:
             return None
         return max(0.0, self.step_seconds[0] - statistics.median(self.step_seconds[1:]))
+
+    def describe_previews(self) -> str:
+        """What the previews cost, in seconds and in optimisation steps."""
+        each = statistics.mean(self.preview_seconds)
+        step = statistics.median(self.step_seconds) if self.step_seconds else float("nan")
+        return (f"{len(self.preview_seconds)} previews took {each:.2f} s each, the time of {each / step:.1f} "
+                f"optimisation steps ({step:.2f} s/step)")
 
     def describe(self) -> str:
         report = self.compile
@@ -226,10 +233,41 @@ def require_steps_beyond(checkpoint_step: int, steps: int, name: str = "the chec
                            f"got {steps}")
 
 
+def _optimisation_step(objective: DenoisingObjective, model_conds, tokens, optimizer, scaler, generator,
+                       settings: InversionSettings, plan, step: int, losses: list) -> float:
+    """One AdamW step on the tokens at a freshly drawn (sigma, noise); returns the step's loss."""
+    lr = settings.learning_rate * lr_factor(step, settings)
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    sigma, noise = draw_sigma_and_noise(generator, objective.x0.shape, settings, objective.model.model_sampling)
+    on_cuda = torch.device(objective.device).type == "cuda"
+    with torch.autograd.graph.save_on_cpu(pin_memory=on_cuda) if plan.offload_to_cpu else contextlib.nullcontext():
+        loss = objective.loss(model_conds, sigma, noise)
+    if not torch.isfinite(loss):
+        raise NonFiniteLoss(_non_finite_message("loss", step + 1, sigma, plan.dtype, lr),
+                            tokens.detach().cpu().clone(), step, losses)
+    before = tokens.detach().clone()
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    scaler.step(optimizer)
+    scaler.update()
+    if not torch.isfinite(tokens).all():
+        raise NonFiniteLoss(_non_finite_message("embedding after the update", step + 1, sigma, plan.dtype, lr),
+                            before.cpu(), step, losses)
+    return loss.item()
+
+
+def segment_ends(first: int, steps: int, every: int) -> list[int]:
+    """Where a run from step `first` to `steps` pauses: after every `every`-th step (0 = never) and at its end."""
+    ends = list(range((first // every + 1) * every, steps, every)) if every > 0 else []
+    return [*ends, steps]
+
+
 def invert_motion(model_patcher, reference_latents, condition_latent, init_tokens,
                   settings: InversionSettings, on_step: StepCallback | None = None,
                   resume: RunState | None = None, save_every: int = 0,
-                  on_checkpoint: CheckpointCallback | None = None, stats: RunStats | None = None):
+                  on_checkpoint: CheckpointCallback | None = None, stats: RunStats | None = None,
+                  preview_every: int = 0, on_preview: PreviewCallback | None = None):
     """Optimise motion tokens (F+1, N, D) so the frozen SVD denoises the reference video.
 
     Returns (tokens on CPU in fp32, per-step losses). The MODEL's outputs are unchanged afterwards,
@@ -237,6 +275,9 @@ def invert_motion(model_patcher, reference_latents, condition_latent, init_token
     `resume` continues a run from its saved state, bit for bit on a CPU; `on_checkpoint` gets the
     state every `save_every` steps (0 = never). A non-finite loss raises NonFiniteLoss with the last
     tokens whose loss was finite. `stats`, when given, gets the step times and the compile report.
+    `on_preview(step, tokens)` runs after every `preview_every`-th step (0 = never), between steps,
+    with the MODEL as the user has it: the run's layer wrappers and compute dtype are taken off for it and
+    put back after, so a preview can sample and decode (and ComfyUI may unload the UNet meanwhile).
     """
     require_matching_frames(init_tokens.shape[0] - 1, reference_latents.shape[0])
     if resume is not None:
@@ -247,7 +288,6 @@ def invert_motion(model_patcher, reference_latents, condition_latent, init_token
         free_other_models(model_patcher)
     comfy.model_management.load_models_gpu([model_patcher])
     objective = DenoisingObjective(model_patcher, reference_latents, condition_latent, settings)
-    ms = objective.model.model_sampling
     generator = torch.Generator().manual_seed(settings.seed)
     with torch.inference_mode(False), torch.enable_grad():
         start = init_tokens if resume is None else resume.tokens
@@ -262,39 +302,31 @@ def invert_motion(model_patcher, reference_latents, condition_latent, init_token
         if plan.compile:
             logging.info("Reenact Anything: compiling the UNet's layers with torch.compile; the first step takes "
                          "longer, later runs in this process reuse the compiled graphs")
-        with prepared_for_backward(objective.model.diffusion_model, plan.checkpointing, plan.compile,
-                                   plan.offload_to_cpu) as compile_report, \
-                computing_in(objective.model, plan.dtype):
-            stats.compile = compile_report if plan.compile else None
-            model_conds = objective.model_conds(tokens)
-            on_cuda = torch.device(objective.device).type == "cuda"
-            for step in range(first, settings.steps):
+        done, compile_reports = first, []
+        for end in segment_ends(first, settings.steps, preview_every if on_preview else 0):
+            comfy.model_management.load_models_gpu([model_patcher])  # a preview's VAE decode may have unloaded it
+            with prepared_for_backward(objective.model.diffusion_model, plan.checkpointing, plan.compile,
+                                       plan.offload_to_cpu) as compile_report, \
+                    computing_in(objective.model, plan.dtype):
+                compile_reports.append(compile_report)
+                model_conds = objective.model_conds(tokens)
+                for step in range(done, end):
+                    started = time.perf_counter()
+                    losses.append(_optimisation_step(objective, model_conds, tokens, optimizer, scaler, generator,
+                                                     settings, plan, step, losses))
+                    stats.step_seconds.append(time.perf_counter() - started)
+                    if save_every > 0 and on_checkpoint is not None and (step + 1) % save_every == 0:
+                        on_checkpoint(_snapshot(step + 1, tokens, optimizer, scaler, generator, losses))
+                    if on_step is not None:
+                        on_step(step + 1, settings.steps, losses[-1])
+                done = end
+            if on_preview is not None and preview_every > 0 and end % preview_every == 0:
                 started = time.perf_counter()
-                lr = settings.learning_rate * lr_factor(step, settings)
-                for group in optimizer.param_groups:
-                    group["lr"] = lr
-                sigma, noise = draw_sigma_and_noise(generator, objective.x0.shape, settings, ms)
-                with torch.autograd.graph.save_on_cpu(pin_memory=on_cuda) if plan.offload_to_cpu \
-                        else contextlib.nullcontext():
-                    loss = objective.loss(model_conds, sigma, noise)
-                if not torch.isfinite(loss):
-                    raise NonFiniteLoss(_non_finite_message("loss", step + 1, sigma, plan.dtype, lr),
-                                        tokens.detach().cpu().clone(), step, losses)
-                before = tokens.detach().clone()
-                optimizer.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                scaler.step(optimizer)
-                scaler.update()
-                if not torch.isfinite(tokens).all():
-                    raise NonFiniteLoss(_non_finite_message("embedding after the update", step + 1, sigma,
-                                                            plan.dtype, lr), before.cpu(), step, losses)
-                losses.append(loss.item())
-                stats.step_seconds.append(time.perf_counter() - started)
-                if save_every > 0 and on_checkpoint is not None and (step + 1) % save_every == 0:
-                    on_checkpoint(_snapshot(step + 1, tokens, optimizer, scaler, generator, losses))
-                if on_step is not None:
-                    on_step(step + 1, settings.steps, losses[-1])
+                with torch.inference_mode():
+                    on_preview(end, tokens.detach().cpu().clone())
+                stats.preview_seconds.append(time.perf_counter() - started)
         result = tokens.detach().cpu().clone()
+    stats.compile = CompileReport.merged(compile_reports) if plan.compile else None
     if stats.compile is not None:
         logging.info("Reenact Anything: %s", stats.describe())
     return result, losses

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from .embedding_file import save_embedding
 from .errors import ReenactError
-from .inversion import InversionSettings, NonFiniteLoss, RunState, invert_motion
+from .inversion import InversionSettings, NonFiniteLoss, RunState, RunStats, invert_motion
 from .motion_embedding import MotionEmbedding
 from .run_checkpoints import (CHECKPOINTS_SUBFOLDER, list_checkpoints, load_checkpoint, new_run_folder,
                               require_resumable, run_header, save_checkpoint)
@@ -64,10 +64,13 @@ def load_resume(files: RunFiles, settings: InversionSettings, model_fingerprint:
     return Resume(files.resume, state, header), settings
 
 
-def invert_motion_with_files(model_patcher, reference_latents, condition_latent, init_tokens, settings: InversionSettings,
-                  files: RunFiles, model_fingerprint: str, reference_fingerprint: str,
-                  resume: Resume | None = None, on_step=None, rescue_metadata: dict | None = None):
-    """invert_motion plus checkpoint files and the overflow rescue; returns (tokens, losses, run folder or None)."""
+def invert_motion_with_files(model_patcher, reference_latents, condition_latent, init_tokens,
+                             settings: InversionSettings, files: RunFiles, model_fingerprint: str,
+                             reference_fingerprint: str, resume: Resume | None = None, on_step=None,
+                             rescue_metadata: dict | None = None, stats: RunStats | None = None,
+                             preview_every: int = 0, on_preview=None):
+    """invert_motion plus checkpoint files and the overflow rescue; returns (tokens, losses, run folder or None).
+    `stats`, `preview_every` and `on_preview` go to invert_motion."""
     run_folder = None
     header = run_header(settings, model_fingerprint, reference_fingerprint, files.run_name,
                         resume.name if resume else None)
@@ -80,7 +83,8 @@ def invert_motion_with_files(model_patcher, reference_latents, condition_latent,
 
     try:
         tokens, losses = invert_motion(model_patcher, reference_latents, condition_latent, init_tokens, settings,
-                                       on_step, resume.state if resume else None, files.save_every, on_checkpoint)
+                                       on_step, resume.state if resume else None, files.save_every, on_checkpoint,
+                                       stats, preview_every, on_preview)
     except NonFiniteLoss as e:
         meta = dict(rescue_metadata or {})
         meta.update(steps=int(meta.get("steps", 0)) + e.good_steps, rescued="non-finite loss",

@@ -127,6 +127,12 @@ class CompileReport:
     graph_breaks: int = 0
     break_reasons: tuple = ()
 
+    @classmethod
+    def merged(cls, reports) -> "CompileReport":
+        """One report for a run whose layers were wrapped more than once (it pauses for previews)."""
+        return cls(sum(r.graphs for r in reports), sum(r.graph_breaks for r in reports),
+                   tuple(dict.fromkeys(reason for r in reports for reason in r.break_reasons)))
+
 
 def _short_reason(reason: str) -> str:
     """dynamo's graph-break reason, cut to the line that says what it could not trace."""

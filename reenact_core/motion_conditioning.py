@@ -74,6 +74,16 @@ def conditioning_with_motion(conditioning, frames: int, tokens=None, token_count
     return out
 
 
+def svd_base_conditioning(concat_latent: torch.Tensor, token_dim: int, fps: int, motion_bucket_id: int,
+                          augmentation_level: float):
+    """SVD conditioning as SVD_img2vid_Conditioning makes it, with a zero pooled token instead of the CLIP
+    vision one: with strength 1 the motion tokens replace that token, and without CFG no negative runs, so
+    inversion and the live preview need no CLIP vision model."""
+    return [[torch.zeros(1, 1, token_dim, device=concat_latent.device),
+             {"motion_bucket_id": motion_bucket_id, "fps": fps, "augmentation_level": augmentation_level,
+              "concat_latent_image": concat_latent}]]
+
+
 def positive_and_negative(positive, negative, tokens, frames, strength=1.0, overrides=None):
     """Positive gets the motion; negative gets its own token in the same shape."""
     pos = conditioning_with_motion(positive, frames, tokens, strength=strength, overrides=overrides)

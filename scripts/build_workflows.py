@@ -1,6 +1,8 @@
-"""Regenerate the bundled UI-format workflows in workflows/ from a short description of each graph.
+"""Regenerate the bundled UI-format workflows in example_workflows/ from a short description of each graph.
 
 Widget order and socket slots come from the server's /object_info, so a changed node schema gives a correct file.
+example_workflows/ is the folder ComfyUI serves as this pack's templates (Templates browser); each workflow gets
+its thumbnail `<name>.jpg` there too (scripts/build_thumbnails.py).
 Run: python scripts/build_workflows.py   (starts a temporary ComfyUI on loopback with this pack installed)
 """
 import argparse
@@ -16,8 +18,20 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))) 
 from reenact_cli.comfy_server import ComfyServer  # noqa: E402
 from reenact_cli.locate import PACK_ROOT, find_comfyui_or_exit  # noqa: E402
 from reenact_cli.workflow_api import UPLOAD_FLAGS, is_widget, ordered_inputs  # noqa: E402
+from build_thumbnails import write_thumbnail  # noqa: E402  (scripts/, this script's own folder)
 
 CHECKPOINT = "svd_xt.safetensors"
+# The checkpoint loader's properties.models: the frontend offers the download of the one whose name is the
+# loader's widget value when ComfyUI/models/<directory>/ lacks it (only huggingface.co and civitai.com URLs of
+# .safetensors files). Both Hugging Face repositories are gated: log in and accept the licence on the model page.
+CHECKPOINT_MODELS = [
+    {"name": "svd_xt.safetensors",
+     "url": "https://huggingface.co/stabilityai/stable-video-diffusion-img2vid-xt/resolve/main/svd_xt.safetensors",
+     "directory": "checkpoints"},
+    {"name": "svd.safetensors",
+     "url": "https://huggingface.co/stabilityai/stable-video-diffusion-img2vid/resolve/main/svd.safetensors",
+     "directory": "checkpoints"},
+]
 EMBEDDING_NAME = "motion/reenact_00001.safetensors"
 EMBEDDING_NOTE = """**Motion embedding**
 
@@ -31,8 +45,9 @@ This graph needs Stable Video Diffusion, image-to-video:
 - `{CHECKPOINT}` (25 frames): https://huggingface.co/stabilityai/stable-video-diffusion-img2vid-xt
 - or `svd.safetensors` (14 frames): https://huggingface.co/stabilityai/stable-video-diffusion-img2vid
 
-Put the file in `ComfyUI/models/checkpoints/`, press **R** to refresh, and pick it in *Image Only Checkpoint
-Loader*. The loader gives the MODEL, the CLIP_VISION and the VAE this pack needs."""
+Both repositories are gated: log in to Hugging Face and accept the licence on the model page first. Put the file
+in `ComfyUI/models/checkpoints/`, press **R** to refresh, and pick it in *Image Only Checkpoint Loader*. The loader
+gives the MODEL, the CLIP_VISION and the VAE this pack needs."""
 
 REFERENCE_NOTE = """**Reference video: the motion to learn**
 
@@ -167,7 +182,8 @@ class GraphBuilder:
 
 def add_loader(g, x=0, y=0):
     loader = g.node("ckpt", "ImageOnlyCheckpointLoader", (x, y + 60), ckpt_name=CHECKPOINT)
-    note = g.note(CHECKPOINT_NOTE, below(loader), height=300, title="Read me: checkpoint")
+    loader["properties"]["models"] = [dict(model) for model in CHECKPOINT_MODELS]
+    note = g.note(CHECKPOINT_NOTE, below(loader), height=330, title="Read me: checkpoint")
     g.group("1. Load SVD (image to video)", [loader, note])
 
 
@@ -274,7 +290,7 @@ def fetch_object_info(url):
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--server", help="URL of a running ComfyUI with this pack; default: start one")
-    parser.add_argument("--out", default=os.path.join(PACK_ROOT, "workflows"))
+    parser.add_argument("--out", default=os.path.join(PACK_ROOT, "example_workflows"))
     args = parser.parse_args()
     if args.server:
         info = fetch_object_info(args.server)
@@ -286,10 +302,12 @@ def main():
                 info = fetch_object_info(server.url)
     os.makedirs(args.out, exist_ok=True)
     for name, build in WORKFLOWS.items():
-        with open(os.path.join(args.out, name), "w") as f:
+        path = os.path.join(args.out, name)
+        with open(path, "w") as f:
             json.dump(build(info), f, indent=1)
             f.write("\n")
-        print("wrote", os.path.join(args.out, name))
+        print("wrote", path)
+        print("wrote", write_thumbnail(path))
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 
 One browser session checks: the page loads with no console errors, the pack's nodes are registered and found in the
 node library, the frontend converts every bundled workflow to the same API prompt as reenact_cli does, the
-live loss curve receives a point per step while a run queued from the page goes on, and it finds the optimiser
+live loss curve receives a point per step while a run queued from the page goes on, the motion preview arrives on
+the node during that run, and the curve finds the optimiser
 inside a subgraph and keeps only the running prompt's points. Screenshots are kept in test-artifacts/ (or
 $REENACT_ARTIFACTS).
 """
@@ -28,8 +29,9 @@ CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 PACK_NODES = {"LoadMotionReference", "InflateCLIPEmbedding", "OptimizeMotionEmbedding", "SaveMotionEmbedding",
               "LoadMotionEmbedding", "ApplyMotionEmbedding"}
 CURVE_STEPS = 3
+PREVIEW_EVERY = 2
 TINY_WIDGETS = {"LoadMotionReference": {"frame_count": 3, "width": 64, "height": 64},
-                "OptimizeMotionEmbedding": {"steps": CURVE_STEPS},
+                "OptimizeMotionEmbedding": {"steps": CURVE_STEPS, "preview_every": PREVIEW_EVERY},
                 "SaveMotionEmbedding": {"filename_prefix": "browser/curve"}}
 
 
@@ -93,8 +95,8 @@ def browser_report(comfy_server, tmp_path_factory):
     require_browser_tools()
     server, client = comfy_server
     workflows = {}
-    for name in sorted(os.listdir(os.path.join(PACK_ROOT, "workflows"))):
-        with open(os.path.join(PACK_ROOT, "workflows", name)) as f:
+    for name in sorted(n for n in os.listdir(os.path.join(PACK_ROOT, "example_workflows")) if n.endswith(".json")):
+        with open(os.path.join(PACK_ROOT, "example_workflows", name)) as f:
             workflows[name] = json.load(f)
     config = tmp_path_factory.mktemp("browser") / "config.json"
     config.write_text(json.dumps({
@@ -113,7 +115,7 @@ def browser_report(comfy_server, tmp_path_factory):
 
 
 def test_frontend_loads_the_extension_without_errors(browser_report):
-    assert "ReenactAnything.LossCurve" in browser_report["extensions"]
+    assert {"ReenactAnything.LossCurve", "ReenactAnything.MotionPreview"} <= set(browser_report["extensions"])
     for kind, messages in browser_report["normalised"].items():
         added = messages - browser_report["baseline"][kind]
         assert not added, f"{kind} that a ComfyUI without this pack does not show: {sorted(added)}"
@@ -141,6 +143,22 @@ def test_live_loss_curve_gets_a_point_per_step(browser_report):
     assert all(isinstance(p[1], (int, float)) and p[1] > 0 for p in points)
     for shot in ("loss_curve.png", "workflow.png"):
         assert os.path.getsize(os.path.join(ARTIFACTS, shot)) > 20_000, shot
+
+
+def test_motion_preview_arrives_on_the_node_while_the_run_goes_on(browser_report):
+    """preview_every 2 of 3 steps: one preview, after step 2, shown (decoded by the browser) before the run's last
+    loss point, at the reference's 64 x 64, from ComfyUI's temp folder through /view."""
+    preview = browser_report.get("preview")
+    assert preview, "no motion preview reached the node"
+    assert preview["steps"] == [PREVIEW_EVERY]
+    assert preview["lossPointsAtPreview"][0] < CURVE_STEPS, "the preview came only after the run ended"
+    assert (preview["naturalWidth"], preview["naturalHeight"]) == (64, 64)
+    assert "/view?" in preview["src"] and "type=temp" in preview["src"] and "reenact_preview" in preview["src"]
+    assert preview["caption"] == f"motion after step {PREVIEW_EVERY} of {CURVE_STEPS}"
+    drawn = preview["drawn"]
+    assert drawn["width"] > 100 and drawn["height"] > 100, "the preview is not drawn large enough to see"
+    assert drawn["y"] + drawn["height"] < preview["nodeHeight"] - 120, "the preview overlaps the loss curve panel"
+    assert os.path.getsize(os.path.join(ARTIFACTS, "motion_preview.png")) > 2_000
 
 
 def test_live_loss_curve_follows_the_running_prompt_inside_a_subgraph(browser_report):

@@ -3,6 +3,7 @@ import subprocess
 import sys
 
 import pytest
+from PIL import Image
 
 from comfyui_location import PACK_ROOT
 from reenact_testkit.media import decode_all_frames, moving_square_frames, write_target_image, write_video
@@ -44,12 +45,17 @@ def test_reuses_a_running_server_and_writes_the_video(comfy_server, tmp_path):
     output = tmp_path / "out.mp4"
     done = run_cli("--reference", video, "--image", image, "--server", server.url, "--frames", "3",
                    "--width", "64", "--height", "64", "--steps", "2", "--sampler-steps", "2",
-                   "--output", str(output))
+                   "--preview-every", "2", "--output", str(output))
     assert done.returncode == 0, done.stderr[-3000:]
     assert f"wrote {output}" in done.stdout
     assert decode_all_frames(str(output)).shape == (3, 64, 64, 3)
     assert "Optimize Motion Embedding" in done.stderr and "loss" in done.stderr, "progress bar with the loss"
     assert "starting ComfyUI" not in done.stdout, "a running server is reused"
+    # The motion preview after step 2, fetched from the server's temp folder into a folder of this run's own.
+    preview = tmp_path / "out_previews_00001" / "step_00002.webp"
+    assert f"motion preview after step 2 of 2: {preview}" in done.stderr
+    with Image.open(preview) as webp:
+        assert webp.format == "WEBP" and webp.n_frames == 3 and webp.size == (64, 64)
 
 
 def test_demo_runs_the_whole_graph_on_the_toy_model_and_says_so(tmp_path):

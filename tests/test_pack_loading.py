@@ -1,4 +1,6 @@
 """The pack loads through ComfyUI's own custom-node loader and registers its nodes and type."""
+import pytest
+
 from conftest import PACK_NODE_IDS, node_class
 
 EXPECTED = {"LoadMotionReference", "InflateCLIPEmbedding", "OptimizeMotionEmbedding", "ApplyMotionEmbedding",
@@ -36,13 +38,16 @@ def test_web_directory_declared(pack):
     assert os.path.isdir(os.path.join(os.path.dirname(pack.__file__), pack.WEB_DIRECTORY))
 
 
-def test_web_extension_listens_for_the_python_loss_event(pack):
-    """web/js/loss_curve.js cannot import reenact_core/events.py: its one copy of the event name must match."""
+@pytest.mark.parametrize("script_name,constant", [("loss_curve.js", "LOSS_EVENT"),
+                                                   ("motion_preview.js", "PREVIEW_EVENT")])
+def test_web_extensions_listen_for_the_python_events(pack, script_name, constant):
+    """web/js cannot import reenact_core/events.py: each script's one copy of its event name must match."""
     import os
     import re
-    from reenact_core.events import LOSS_EVENT
-    with open(os.path.join(os.path.dirname(pack.__file__), pack.WEB_DIRECTORY, "js", "loss_curve.js")) as f:
+    from reenact_core import events
+    name = getattr(events, constant)
+    with open(os.path.join(os.path.dirname(pack.__file__), pack.WEB_DIRECTORY, "js", script_name)) as f:
         script = f.read()
-    assert re.findall(r'const LOSS_EVENT = "([^"]*)";', script) == [LOSS_EVENT]
-    assert "api.addEventListener(LOSS_EVENT, " in script
-    assert re.findall(r'"reenact_anything\.[^"]*"', script) == [f'"{LOSS_EVENT}"'], "one spelling of the name only"
+    assert re.findall(rf'const {constant} = "([^"]*)";', script) == [name]
+    assert f"api.addEventListener({constant}, " in script
+    assert re.findall(r'"reenact_anything\.[^"]*"', script) == [f'"{name}"'], "one spelling of the name only"

@@ -3,22 +3,36 @@
 The checkpoint is full size with random weights in the released SVD key layout, so ComfyUI's own
 ImageOnlyCheckpointLoader, detection and key conversion run for real; sizes are patched tiny so a CPU can run it.
 """
+import io
 import json
 import os
 import shutil
+import urllib.parse
+import urllib.request
 
 import numpy as np
+import pytest
 import torch
+from PIL import Image
 
-from comfyui_location import PACK_ROOT
-from reenact_cli.workflow_api import patched, ui_to_api
+from comfyui_location import PACK_ROOT, find_comfyui
+from reenact_cli.comfy_server import ComfyServer
+from reenact_cli.workflow_api import is_widget, ordered_inputs, patched, ui_to_api
 from reenact_core.embedding_file import load_embedding, save_embedding
 from reenact_core.events import LOSS_EVENT
 from reenact_core.motion_embedding import MotionEmbedding
 from reenact_testkit.media import decode_all_frames
-from reenact_testkit.server_env import REFERENCE_VIDEO, TARGET_IMAGE
+from reenact_testkit.server_env import PACK_DIR_NAME, REFERENCE_VIDEO, TARGET_IMAGE, prepare_base_directory
 
-WORKFLOWS = os.path.join(PACK_ROOT, "workflows")
+WORKFLOWS = os.path.join(PACK_ROOT, "example_workflows")  # the folder name ComfyUI's docs give for templates
+WORKFLOW_FILES = sorted(n for n in os.listdir(WORKFLOWS) if n.endswith(".json"))
+# The frontend offers a download for properties.models entries only from huggingface.co or civitai.com, of
+# .safetensors/.sft files, into a folder ComfyUI knows (MissingModelsWarning in ComfyUI_frontend 1.27.10).
+SVD_REPOSITORIES = {"svd.safetensors": "stabilityai/stable-video-diffusion-img2vid",
+                    "svd_xt.safetensors": "stabilityai/stable-video-diffusion-img2vid-xt"}
+# What ComfyUI 0.3.64 logs, at DEBUG level, for a pack whose templates sit in workflows/ or examples/
+# (app/custom_node_manager.py, CustomNodeManager.add_routes).
+RENAME_HINT = "consider renaming it to 'example_workflows'"
 FRAMES, SIZE = 3, 64
 TINY = {"LoadMotionReference": {"frame_count": FRAMES, "width": SIZE, "height": SIZE},
         "OptimizeMotionEmbedding": {"steps": 2},
@@ -72,8 +86,80 @@ def server_embedding(server, seed, prefix) -> str:
 
 def test_bundled_workflows_are_listed_as_templates(comfy_server):
     server, client = comfy_server
+    assert WORKFLOW_FILES == ["reenact_invert_and_transfer.json", "reenact_invert_motion.json",
+                              "reenact_transfer_motion.json"]
     templates = client.get_json("/workflow_templates")
-    assert sorted(templates.get("reenact-anything", [])) == sorted(n[:-5] for n in os.listdir(WORKFLOWS))
+    assert sorted(templates.get(PACK_DIR_NAME, [])) == [n[:-len(".json")] for n in WORKFLOW_FILES]
+    for name in WORKFLOW_FILES:  # where the frontend loads a custom node's template from
+        with open(os.path.join(WORKFLOWS, name)) as f:
+            bundled = json.load(f)
+        assert client.get_json(f"/api/workflow_templates/{PACK_DIR_NAME}/{urllib.parse.quote(name)}") == bundled
+
+
+def test_each_template_has_a_thumbnail_the_server_serves(comfy_server):
+    """The frontend shows custom node template <name> with the picture <name>.jpg from the same route."""
+    server, client = comfy_server
+    for name in WORKFLOW_FILES:
+        picture = name[:-len(".json")] + ".jpg"
+        with open(os.path.join(WORKFLOWS, picture), "rb") as f:
+            on_disk = f.read()
+        url = f"{client.url}/api/workflow_templates/{PACK_DIR_NAME}/{urllib.parse.quote(picture)}"
+        with urllib.request.urlopen(url, timeout=60) as r:
+            assert r.status == 200
+            assert r.headers.get_content_type() == "image/jpeg", r.headers.get("Content-Type")
+            served = r.read()
+        assert served == on_disk
+        assert len(served) < 100_000, f"{picture}: {len(served)} bytes"
+        image = Image.open(io.BytesIO(served))
+        image.load()
+        assert image.format == "JPEG" and image.width == image.height >= 256, (picture, image.size)
+
+
+def test_checkpoint_loaders_name_the_svd_downloads(comfy_server):
+    """Each checkpoint loader lists svd and svd_xt in properties.models, and selects one of them by the same name:
+    the frontend keeps only the entries whose name is one of the node's widget values, and compares that name to
+    the files ComfyUI lists in the entry's directory."""
+    server, client = comfy_server
+    info = client.object_info()
+    folders = {folder["name"] for folder in client.get_json("/experiment/models")}
+    on_server = {model["name"] for model in client.get_json("/experiment/models/checkpoints")}
+    assert set(SVD_REPOSITORIES) <= on_server  # the test server has both (reenact_testkit/server_env.py)
+    for name in WORKFLOW_FILES:
+        with open(os.path.join(WORKFLOWS, name)) as f:
+            workflow = json.load(f)
+        loaders = [n for n in workflow["nodes"]
+                   if "ckpt_name" in info.get(n["type"], {}).get("input", {}).get("required", {})]
+        assert loaders, f"{name} has no checkpoint loader"
+        for node in loaders:
+            models = {model["name"]: model for model in node["properties"].get("models", [])}
+            assert set(models) == set(SVD_REPOSITORIES), f"{name}: {node['type']} models {sorted(models)}"
+            for model_name, repository in SVD_REPOSITORIES.items():
+                model = models[model_name]
+                assert model["url"] == f"https://huggingface.co/{repository}/resolve/main/{model_name}"
+                assert model["directory"] == "checkpoints" and model["directory"] in folders
+            widgets = [n for n, spec in ordered_inputs(info[node["type"]]) if is_widget(spec)]
+            selected = node["widgets_values"][widgets.index("ckpt_name")]
+            assert selected in models, f"{name}: {node['type']} selects {selected!r}, not one of its models"
+            assert selected in info[node["type"]]["input"]["required"]["ckpt_name"][0]
+
+
+@pytest.fixture(scope="module")
+def debug_startup_log(tmp_path_factory):
+    """The log of a ComfyUI start at DEBUG level with the pack installed (no checkpoint, nothing queued)."""
+    base = prepare_base_directory(str(tmp_path_factory.mktemp("debug_base")), PACK_ROOT, with_checkpoint=False)
+    server = ComfyServer(find_comfyui(), base, extra_args=("--verbose", "DEBUG")).start()
+    server.stop()
+    with open(server.log_path, errors="replace") as f:
+        return f.read()
+
+
+def test_comfyui_does_not_ask_to_rename_the_workflow_folder(debug_startup_log):
+    lines = debug_startup_log.splitlines()
+    pack_path = os.path.join("custom_nodes", PACK_DIR_NAME)
+    assert any("Trying to load custom node" in line and line.rstrip().endswith(pack_path) for line in lines), \
+        "no DEBUG line about loading the pack: the log cannot show the hint"
+    hints = [line for line in lines if RENAME_HINT in line and f"'{PACK_DIR_NAME}'" in line]
+    assert not hints, hints
 
 
 def test_bundled_workflows_match_the_node_schemas(comfy_server):
@@ -82,7 +168,7 @@ def test_bundled_workflows_match_the_node_schemas(comfy_server):
                                           trailing_widget_values)
     server, client = comfy_server
     info = client.object_info()
-    for name in os.listdir(WORKFLOWS):
+    for name in WORKFLOW_FILES:
         with open(os.path.join(WORKFLOWS, name)) as f:
             workflow = json.load(f)
         for node in workflow["nodes"]:

@@ -4,7 +4,8 @@
 //          curve: {workflow: uiJson, widgets: {nodeType: {widget: value}}, eventName: LOSS_EVENT}}, or
 // {baselineOnly: true} to only load the page and report its console errors (run against a ComfyUI without the pack).
 // Prints one JSON object on its last line: console errors, registered node types, library text, the frontend's
-// own API conversion of each workflow, the loss points the live curve received, and what the curve kept of
+// own API conversion of each workflow, the loss points the live curve received, the motion preview shown on the
+// node (preview: the steps it arrived at, its image's size and caption), and what the curve kept of
 // loss events fed to an optimiser inside a subgraph (subgraphCurve).
 import { chromium } from "playwright-core";
 import fs from "node:fs";
@@ -86,6 +87,14 @@ try {
     const node = window.app.graph._nodes.find((x) => x.type === "OptimizeMotionEmbedding");
     return node?.reenactLoss?.points.length >= n;
   }, steps, { timeout: Number(process.env.CURVE_TIMEOUT_MS || 600000), polling: 500 });
+  // The motion preview (preview_every > 0): the animated WEBP the extension shows on the node, once loaded.
+  const previews = Math.floor(steps / (curve.widgets.OptimizeMotionEmbedding.preview_every || Infinity));
+  if (previews > 0) {
+    await page.waitForFunction((n) => {
+      const panel = window.app.graph._nodes.find((x) => x.type === "OptimizeMotionEmbedding")?.reenactPreview;
+      return panel?.steps.length >= n && panel.image.complete && panel.image.naturalWidth > 0;
+    }, previews, { timeout: 120000, polling: 500 });
+  }
   // Fit the whole optimiser node (its widgets and the curve drawn below them) in view, and let the
   // canvas redraw before the screenshot.
   await page.evaluate(() => {
@@ -101,6 +110,22 @@ try {
   result.lossPoints = await page.evaluate(() =>
     window.app.graph._nodes.find((x) => x.type === "OptimizeMotionEmbedding").reenactLoss.points);
   await page.screenshot({ path: path.join(artifacts, "loss_curve.png") });
+  if (previews > 0) {
+    // What the extension drew on the node, and where that is on the page (graph -> canvas -> page pixels).
+    result.preview = await page.evaluate(() => {
+      const node = window.app.graph._nodes.find((x) => x.type === "OptimizeMotionEmbedding");
+      const panel = node.reenactPreview;
+      const ds = window.app.canvas.ds;
+      const rect = window.app.canvas.canvas.getBoundingClientRect();
+      const [x, y] = ds.convertOffsetToCanvas([node.pos[0] + panel.drawn.x, node.pos[1] + panel.drawn.y]);
+      return { steps: panel.steps, lossPointsAtPreview: panel.lossPointsAtPreview, src: panel.image.src,
+               naturalWidth: panel.image.naturalWidth, naturalHeight: panel.image.naturalHeight,
+               caption: panel.caption, drawn: panel.drawn, nodeHeight: node.size[1],
+               clip: { x: rect.left + x, y: rect.top + y, width: panel.drawn.width * ds.scale,
+                       height: (panel.drawn.height + 20) * ds.scale } };
+    });
+    await page.screenshot({ path: path.join(artifacts, "motion_preview.png"), clip: result.preview.clip });
+  }
 
   // The curve inside a subgraph, and only for the running prompt: once the queue is idle, the optimiser is
   // turned into a subgraph and the page is fed loss events as the server would send them, addressed to

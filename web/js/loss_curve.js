@@ -1,11 +1,12 @@
 // Live loss curve on the Optimize Motion Embedding node.
-// nodes/loss_events.py sends LOSS_EVENT events {node, prompt_id, total, reset, points: [[step, loss|null], ...]}:
+// nodes/live_events.py sends LOSS_EVENT events {node, prompt_id, total, reset, points: [[step, loss|null], ...]}:
 // `node` is ComfyUI's execution id ("12", or "12:5" for node 5 inside the subgraph node 12 stands for), a null
 // loss is a step whose loss was not finite. This extension keeps the points of the running prompt on the node
 // and draws them in a panel under its widgets, on a log10 axis like the node's loss_curve IMAGE
 // (reenact_core/loss_plot.py).
 import { app } from "../../../scripts/app.js";
 import { api } from "../../../scripts/api.js";
+import { chainCallback, isRunningPrompt, nodeByExecutionId } from "./running_prompt.js";
 
 // JS cannot import reenact_core/events.py: this is the one copy of its LOSS_EVENT, and
 // tests/test_pack_loading.py checks that the two agree.
@@ -16,48 +17,13 @@ const MARGIN = 10;
 const AXIS_WIDTH = 44; // the log axis' labels, left of the plot
 const LOSS_FLOOR = 1e-12; // as loss_plot.py: log10(max(loss, 1e-12))
 
-// Adds `callback` to object[property] rather than replacing it (the idea of ComfyUI-VideoHelperSuite's
-// chainCallback): whatever was there runs first, then callback(thatResult, ...arguments) with the same `this`;
-// the callback's own return value, if it gives one, becomes the result.
-function chainCallback(object, property, callback) {
-  const original = object[property];
-  object[property] = function (...args) {
-    const result = original?.apply(this, args);
-    const own = callback.call(this, result, ...args);
-    return own === undefined ? result : own;
-  };
-}
-
-// The node an execution id names, walking into subgraphs: "12:5" is node 5 of the subgraph that node 12 of
-// the root graph instantiates (the idea of ComfyUI-VideoHelperSuite's getNodeById).
-function nodeByExecutionId(executionId, graph = app.graph) {
-  let node = null;
-  for (const id of String(executionId).split(":")) {
-    node = graph?.getNodeById(id) ?? graph?.getNodeById(Number(id)) ?? null;
-    graph = node?.subgraph;
-  }
-  return node;
-}
-
-// The prompt this page saw start (ComfyUI's execution_start) and not yet finish; null when it knows of none,
-// e.g. after a reload in the middle of a run: then the events' own prompt is followed.
-let runningPrompt = null;
-
-function promptStarted({ detail }) {
-  runningPrompt = detail?.prompt_id ?? null;
-}
-
-function promptEnded({ detail }) {
-  if (detail?.prompt_id === runningPrompt) runningPrompt = null;
-}
-
 function curveState(node) {
   if (!node.reenactLoss) node.reenactLoss = { source: null, total: 0, points: [] };
   return node.reenactLoss;
 }
 
 function receive({ detail }) {
-  if (runningPrompt !== null && detail.prompt_id !== runningPrompt) return; // not the prompt that is running
+  if (!isRunningPrompt(detail.prompt_id)) return;
   const node = nodeByExecutionId(detail.node);
   if (node?.type !== NODE_TYPE) return;
   const state = curveState(node);
@@ -176,10 +142,6 @@ app.registerExtension({
     });
   },
   setup() {
-    api.addEventListener("execution_start", promptStarted);
-    for (const end of ["execution_success", "execution_error", "execution_interrupted"]) {
-      api.addEventListener(end, promptEnded);
-    }
     api.addEventListener(LOSS_EVENT, receive);
   },
 });

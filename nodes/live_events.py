@@ -1,8 +1,9 @@
-"""Live loss points for the browser: the web extension draws them on the OptimizeMotionEmbedding node."""
+"""Live events for the browser while Optimize Motion Embedding runs: loss points (web/js/loss_curve.js draws them
+on the node) and motion previews (web/js/motion_preview.js shows them on the node)."""
 import math
 import time
 
-from ..reenact_core.events import LOSS_EVENT
+from ..reenact_core.events import LOSS_EVENT, PREVIEW_EVENT
 
 SEND_INTERVAL_S = 0.25
 
@@ -43,3 +44,12 @@ class LossEvents:
                                            "reset": reset, "points": self.pending}, self.server.client_id)
         self.pending = []
         self.last_sent = time.monotonic()
+
+
+def send_preview(node_id, step: int, total: int, saved: dict) -> None:
+    """Tell the client that queued the prompt where the preview at `step` is (`saved`: filename, subfolder, type)."""
+    server = prompt_server() if node_id is not None else None
+    if server is None:
+        return
+    server.send_sync(PREVIEW_EVENT, {"node": str(node_id), "prompt_id": getattr(server, "last_prompt_id", None),
+                                     "step": step, "total": total, "image": dict(saved)}, server.client_id)
