@@ -18,6 +18,7 @@ import torch
 import comfy.ldm.modules.attention as comfy_attention
 from reenact_core.backward_ready import prepared_for_backward
 from reenact_core.inversion import DenoisingObjective, InversionSettings, RunStats, invert_motion
+from reenact_core.motion_preview import PreviewTarget, sample_preview
 from test_failure_cleanup import attachments, cancel_node_run_at_step_two, model_output
 
 FRAMES = 4
@@ -75,6 +76,28 @@ def test_compiled_run_reports_graphs_and_leaves_the_model_as_it_was(sdpa_svd, vi
     assert torch.allclose(tokens, eager_tokens, atol=1e-5)
     assert attachments(sdpa_svd) == before
     assert torch.equal(model_output(sdpa_svd, video), before_output)
+
+
+def test_previews_in_a_compiled_run_compile_nothing_more_and_change_nothing(sdpa_svd, small_vae, video):
+    """A run pauses for each preview (the compiled wrappers come off, the preview samples the plain MODEL, the
+    wrappers go back on): no graph is compiled for the pauses, and the tokens are the unpaused run's, bit for bit."""
+    settings = InversionSettings(steps=4, seed=1, checkpointing="blocks", compile="on")
+    plain_stats, previewed_stats, previews = RunStats(), RunStats(), []
+
+    def on_preview(step, tokens):
+        previews.append((step, sample_preview(sdpa_svd, small_vae, target, tokens).shape))
+
+    with torch.inference_mode():
+        target = PreviewTarget(small_vae.encode(video["frames"][:1]), FRAMES, fps=6, motion_bucket_id=127,
+                               augmentation_level=0.0, seed=0)
+        plain = invert_motion(sdpa_svd, video["latents"], video["condition"], video["init"], settings,
+                              stats=plain_stats)
+        previewed = invert_motion(sdpa_svd, video["latents"], video["condition"], video["init"], settings,
+                                  stats=previewed_stats, preview_every=2, on_preview=on_preview)
+    assert previews == [(2, (FRAMES, 64, 64, 3)), (4, (FRAMES, 64, 64, 3))]
+    assert previewed_stats.compile.graphs == 0 and previewed_stats.compile.graph_breaks == 0
+    assert len(previewed_stats.preview_seconds) == 2
+    assert torch.equal(previewed[0], plain[0]) and previewed[1] == plain[1]
 
 
 def test_cancel_during_a_compiled_run_leaves_the_model_as_it_was(sdpa_svd, small_vae, video):
