@@ -69,7 +69,10 @@ def preview_saver(client, parent: str, base: str):
         if folder is None:
             from reenact_core.safe_files import reserve_numbered  # here: it imports torch, a plain run does not
             folder = reserve_numbered(parent, base, "", os.mkdir)
-        return client.download(event["image"], os.path.join(folder, f"step_{int(event['step']):05}.webp"))
+        try:
+            return client.download(event["image"], os.path.join(folder, f"step_{int(event['step']):05}.webp"))
+        except OSError as e:  # a preview that cannot be fetched must not stop the run it illustrates
+            return f"not fetched ({e}); the server keeps it in its temp/{event['image'].get('subfolder', '')}/"
     return save
 
 
