@@ -322,8 +322,7 @@ def invert_motion(model_patcher, reference_latents, condition_latent, init_token
                 done = end
             if on_preview is not None and preview_every > 0 and end % preview_every == 0:
                 started = time.perf_counter()
-                with torch.inference_mode():
-                    on_preview(end, tokens.detach().cpu().clone())
+                on_preview(end, tokens.detach().cpu().clone())
                 stats.preview_seconds.append(time.perf_counter() - started)
         result = tokens.detach().cpu().clone()
     stats.compile = CompileReport.merged(compile_reports) if plan.compile else None
