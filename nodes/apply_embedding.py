@@ -3,6 +3,7 @@ from comfy_api.latest import io
 from ..reenact_core.errors import ReenactError
 from ..reenact_core.motion_conditioning import positive_and_negative
 from .common import CATEGORY, MotionEmbeddingType
+from .schema_features import search_aliases
 from .validation import declared_problem, first_problem
 
 
@@ -15,6 +16,8 @@ class ApplyMotionEmbedding(io.ComfyNode):
             category=CATEGORY,
             description="Puts a motion embedding into SVD conditioning: frame f's tokens go to frame f, the "
                         "temporal slot to the temporal blocks. Use with ComfyUI's own KSampler.",
+            **search_aliases("motion transfer", "transfer motion", "reenact", "reenact anything", "motion lora",
+                             "motion embedding"),
             inputs=[
                 io.Conditioning.Input("positive", tooltip="From SVD_img2vid_Conditioning."),
                 io.Conditioning.Input("negative", tooltip="From SVD_img2vid_Conditioning."),

@@ -5,6 +5,7 @@ from comfy_api.latest import io
 
 from ..reenact_core.embedding_file import load_embedding, prefix_problem, save_embedding
 from .common import CATEGORY, EMBEDDINGS_FOLDER, MotionEmbeddingType
+from .schema_features import search_aliases
 
 
 class SaveMotionEmbedding(io.ComfyNode):
@@ -16,6 +17,7 @@ class SaveMotionEmbedding(io.ComfyNode):
             category=CATEGORY,
             description="Saves to models/motion_embeddings as .safetensors with metadata. A counter is added "
                         "to the name, so no file is ever overwritten.",
+            **search_aliases("save motion", "motion lora", "reenact", "reenact anything"),
             inputs=[
                 MotionEmbeddingType.Input("motion_embedding"),
                 io.String.Input("filename_prefix", default="motion/reenact",
@@ -46,6 +48,7 @@ class LoadMotionEmbedding(io.ComfyNode):
             display_name="Load Motion Embedding",
             category=CATEGORY,
             description="Loads a motion embedding from models/motion_embeddings. Pickle files are refused.",
+            **search_aliases("load motion", "motion lora", "motion transfer", "reenact", "reenact anything"),
             inputs=[io.Combo.Input("embedding_name", options=folder_paths.get_filename_list(EMBEDDINGS_FOLDER))],
             outputs=[MotionEmbeddingType.Output("motion_embedding"), io.String.Output("info")],
         )

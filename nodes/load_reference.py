@@ -4,9 +4,10 @@ import folder_paths
 from comfy_api.latest import Input, io
 
 from ..reenact_core.errors import ReenactError
-from ..reenact_core.video_frames import (RESIZE_MODES, FrameSelection, fit_frames,
-                                         read_video_frames, select_from_images)
+from ..reenact_core.video_frames import (RESIZE_MODES, FrameSelection, describe_window, fit_frames,
+                                         read_video_frames, select_from_images, stream_size)
 from .common import CATEGORY, MAX_SIDE, multiple_of_64_problem
+from .schema_features import search_aliases
 from .validation import NOT_CONNECTED, declared_problem, first_problem
 
 
@@ -27,22 +28,65 @@ def video_problem(video) -> str | None:
     return f"expected video to be a file in ComfyUI's input folder, got {video!r}, which is not there"
 
 
-def read_video_input(video, selection: FrameSelection):
-    """The selected frames of a core VIDEO: (frames, its own frame rate, name).
+def trim_window(video) -> tuple[float, float] | None:
+    """The VIDEO's trim over its stream source, (start, duration) in seconds, duration 0 = to the end; (0, 0)
+    when untrimmed or when this ComfyUI cannot trim (0.3.x). Trim Video, Load Video's edit and as_trimmed keep
+    the whole file as the stream and say the window here. None when the VIDEO can be trimmed but does not
+    say its window: then only its own decoding is right."""
+    if hasattr(video, "get_active_trim_window"):
+        start, duration = video.get_active_trim_window()
+        return float(start), float(duration)
+    return None if hasattr(video, "as_trimmed") else (0.0, 0.0)
 
-    A VIDEO whose class has its own get_stream_source (VideoFromFile, from Load Video: a path or a BytesIO) is
-    read through that stream by the same reader as a file, so only the frames up to the last selected one are
-    decoded; its get_components() would decode the whole video. Any other VIDEO (VideoFromComponents, from
-    Create Video) would have to encode itself to give a stream, but holds its frames in memory already: the
-    selection is taken from its components, at their frame rate."""
-    if type(video).get_stream_source is not Input.Video.get_stream_source:
-        source = video.get_stream_source()
-        name = os.path.basename(source) if isinstance(source, (str, os.PathLike)) else None
-        frames, fps = read_video_frames(source, selection, name=name or "the VIDEO")
-        return frames, fps, name or "VIDEO"
+
+def crop_not_in_stream(video, source) -> bool:
+    """Newer ComfyUI crops a VIDEO (Load Video's edit, Crop Video: as_cropped) while decoding it and keeps the
+    whole picture in get_stream_source(); ComfyUI says the rectangle nowhere public, but the VIDEO's own size
+    then differs from its stream's. Only asked where the VIDEO can be cropped."""
+    if not hasattr(video, "as_cropped"):
+        return False
+    size = stream_size(source)
+    return size is not None and tuple(video.get_dimensions()) != size
+
+
+def read_through_comfy(video, selection: FrameSelection, window, name: str):
+    """The selected frames as ComfyUI itself decodes the VIDEO (get_components: its trim and crop applied),
+    cut first with its own as_trimmed to end just past the last selected frame, so the frames after it are
+    still not decoded. Trims compose, so the window's start stays; a shorter window is not lengthened."""
+    step_fps = float(video.get_frame_rate())
+    span = (selection.indices(step_fps)[-1] + 1.5) / step_fps if step_fps > 0 else 0.0
+    if window is not None and span and (not window[1] or span < window[1]):
+        video = video.as_trimmed(0.0, span, strict_duration=False) or video
     components = video.get_components()
     fps = float(components.frame_rate)
-    return select_from_images(components.images, selection, fps, name="the VIDEO"), fps, "VIDEO"
+    return select_from_images(components.images, selection, fps, name=name), fps
+
+
+def read_video_input(video, selection: FrameSelection):
+    """The selected frames of a core VIDEO, as edited: (frames, its own frame rate, name).
+
+    A VIDEO whose class has its own get_stream_source (VideoFromFile, from Load Video: a path or a BytesIO) is
+    read through that stream by the same reader as a file, inside its trim window (Trim Video), so only the
+    frames up to the last selected one are decoded; its get_components() would decode the whole window. A
+    crop is not in that stream, so a cropped VIDEO is decoded by ComfyUI, cut short first. Any other VIDEO
+    (VideoFromComponents, from Create Video) would have to encode itself to give a stream, but holds its frames
+    in memory already: the selection is taken from its components, at their frame rate."""
+    if type(video).get_stream_source is Input.Video.get_stream_source:
+        components = video.get_components()
+        fps = float(components.frame_rate)
+        return select_from_images(components.images, selection, fps, name="the VIDEO"), fps, "VIDEO"
+    source = video.get_stream_source()
+    file_name = os.path.basename(source) if isinstance(source, (str, os.PathLike)) else None
+    window = trim_window(video)
+    if window is None or crop_not_in_stream(video, source):
+        shown = file_name or "the VIDEO"
+        if window is not None and window != (0.0, 0.0):
+            shown = f"{shown} ({describe_window(window)})"
+        frames, fps = read_through_comfy(video, selection, window, f"{shown} as edited")
+    else:
+        frames, fps = read_video_frames(video.get_stream_source(), selection, name=file_name or "the VIDEO",
+                                         window=window)
+    return frames, fps, file_name or "VIDEO"
 
 
 class LoadMotionReference(io.ComfyNode):
@@ -55,6 +99,8 @@ class LoadMotionReference(io.ComfyNode):
             description="Reads the reference video whose motion will be learned, from a connected VIDEO, else "
                         "a connected IMAGE batch, else the file. Only the selected frames are decoded, then "
                         "fitted to the size SVD will see.",
+            **search_aliases("reference video", "motion transfer", "motion inversion", "reenact",
+                             "reenact anything"),
             inputs=[
                 io.Combo.Input("video", options=_input_videos(), upload=io.UploadType.video,
                                tooltip="A video file in ComfyUI's input folder (mp4, webm, mov, gif). Used only "

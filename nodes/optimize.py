@@ -21,6 +21,7 @@ from ..reenact_core.svd_latents import encode_reference
 from .common import CATEGORY, EMBEDDINGS_FOLDER, MotionEmbeddingType, size_problem
 from .live_events import LossEvents
 from .motion_preview import preview_callback, preview_target
+from .schema_features import advanced, search_aliases
 from .validation import at_most_problem, declared_problem, first_problem
 
 
@@ -41,6 +42,8 @@ class OptimizeMotionEmbedding(io.ComfyNode):
             category=CATEGORY,
             description="Learns the reference video's motion as embedding tokens for the frozen SVD model "
                         "(motion-textual inversion). Only the embedding changes; the MODEL is left as it was.",
+            **search_aliases("motion inversion", "motion textual inversion", "learn motion", "train motion",
+                             "motion lora", "reenact", "reenact anything"),
             inputs=[
                 io.Model.Input("model", tooltip="SVD image-to-video MODEL (Image Only Checkpoint Loader)."),
                 io.Vae.Input("vae", tooltip="The VAE from the same checkpoint."),
@@ -53,11 +56,11 @@ class OptimizeMotionEmbedding(io.ComfyNode):
                 io.Int.Input("seed", default=0, min=0, max=0xFFFFFFFFFFFFFFFF, control_after_generate=True),
                 io.Float.Input("sigma_log_mean", default=0.7, min=-5.0, max=6.0, step=0.1,
                                tooltip="Noise levels are drawn as sigma = exp(mean + std * z), one per video. "
-                                       "Higher means more weight on coarse motion."),
-                io.Float.Input("sigma_log_std", default=1.6, min=0.0, max=5.0, step=0.1),
+                                       "Higher means more weight on coarse motion.", **advanced(io.Float)),
+                io.Float.Input("sigma_log_std", default=1.6, min=0.0, max=5.0, step=0.1, **advanced(io.Float)),
                 io.Float.Input("augmentation_level", default=0.0, min=0.0, max=10.0, step=0.01,
                                tooltip="Noise added to the conditioning frame; use the same value in "
-                                       "SVD_img2vid_Conditioning at transfer."),
+                                       "SVD_img2vid_Conditioning at transfer.", **advanced(io.Float)),
                 io.Int.Input("fps", default=6, min=1, max=1024, tooltip="SVD's fps conditioning."),
                 io.Int.Input("motion_bucket_id", default=127, min=1, max=1023),
                 io.Combo.Input("gradient_checkpointing", options=list(CHECKPOINTING_MODES), default="blocks",
@@ -65,25 +68,26 @@ class OptimizeMotionEmbedding(io.ComfyNode):
                                        "about 30% slower. layers: recompute each resblock and transformer "
                                        "block on its own, finer. off: fastest, most VRAM. budget (needs "
                                        "compile on): the compiler keeps what fits a fixed share of off's "
-                                       "memory and recomputes only the cheap ops."),
-                io.Combo.Input("lr_schedule", options=list(LR_SCHEDULES), default="constant"),
-                io.Int.Input("warmup_steps", default=0, min=0, max=100_000),
-                io.Float.Input("weight_decay", default=0.01, min=0.0, max=1.0, step=0.001),
+                                       "memory and recomputes only the cheap ops.", **advanced(io.Combo)),
+                io.Combo.Input("lr_schedule", options=list(LR_SCHEDULES), default="constant",
+                               **advanced(io.Combo)),
+                io.Int.Input("warmup_steps", default=0, min=0, max=100_000, **advanced(io.Int)),
+                io.Float.Input("weight_decay", default=0.01, min=0.0, max=1.0, step=0.001, **advanced(io.Float)),
                 io.Combo.Input("precision", options=list(PRECISIONS), default="auto", optional=True,
                                tooltip="The UNet's compute dtype during inversion; the embedding and its "
                                        "optimizer state stay fp32. auto: the dtype ComfyUI loaded the model "
                                        "in (fp16 on most GPUs, with loss scaling). bf16 is the safer 16-bit "
-                                       "choice where the GPU supports it."),
+                                       "choice where the GPU supports it.", **advanced(io.Combo)),
                 io.Combo.Input("memory_mode", options=list(MEMORY_MODES), default="balanced", optional=True,
                                tooltip="low_vram (8-16 GB cards): layer checkpointing, each layer's input and "
                                        "the other saved tensors kept in CPU memory, 16-bit compute and every "
                                        "other model unloaded first; slower. Overrides gradient_checkpointing "
-                                       "and fp32/auto-fp32 precision."),
+                                       "and fp32/auto-fp32 precision.", **advanced(io.Combo)),
                 io.Combo.Input("compile", options=list(COMPILE_MODES), default="off", optional=True,
                                tooltip="on: torch.compile each UNet layer (fuses the norm and elementwise work). "
                                        "The first run compiles for a minute or more (the console log says how "
                                        "long); later runs in the same ComfyUI session reuse it. Needs a working "
-                                       "compiler toolchain (Triton on NVIDIA)."),
+                                       "compiler toolchain (Triton on NVIDIA).", **advanced(io.Combo)),
                 io.String.Input("source_name", default="", optional=True, force_input=True,
                                 tooltip="Recorded in the embedding's metadata (Load Motion Reference's name)."),
                 io.String.Input("run_name", default="motion", optional=True,
@@ -93,7 +97,8 @@ class OptimizeMotionEmbedding(io.ComfyNode):
                              tooltip="Save a run checkpoint (embedding, AdamW state, step, RNG state) every "
                                      "this many steps; 0 = off."),
                 io.Int.Input("keep_checkpoints", default=3, min=0, max=1000, optional=True,
-                             tooltip="How many of this run's newest checkpoints to keep; 0 = keep all."),
+                             tooltip="How many of this run's newest checkpoints to keep; 0 = keep all.",
+                             **advanced(io.Int)),
                 io.Combo.Input("resume", options=resume_options(), default=NO_RESUME, optional=True,
                                tooltip="Go on from a run checkpoint: same model, reference and noise settings "
                                        "(checked). Its seed is used; steps is the total to reach."),

@@ -38,14 +38,22 @@ class ComfyServer:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.args = [sys.executable, "main.py", "--listen", "127.0.0.1", "--port", str(self.port),
-                     "--disable-auto-launch", *(["--base-directory", base_directory] if base_directory else []),
+                     "--disable-auto-launch", *(self.private_folders(base_directory) if base_directory else []),
                      *(["--cpu"] if cpu else []), *extra_args]
         self.log_path = log_path or os.path.join(base_directory or comfyui_path, "comfyui.log")
         self.process: subprocess.Popen | None = None
 
+    @staticmethod
+    def private_folders(base_directory: str) -> list[str]:
+        """A base directory holds everything the server writes: ComfyUI keeps its database in its own checkout's
+        user/ unless told otherwise, which would be shared by every server started from that checkout."""
+        database = os.path.join(os.path.abspath(base_directory), "user", "comfyui.db")
+        return ["--base-directory", base_directory, "--database-url", f"sqlite:///{database}"]
+
     def start(self, timeout: float = 300) -> "ComfyServer":
         if self.base_directory:  # ComfyUI's startup lists custom_nodes and fails when it is absent
-            os.makedirs(os.path.join(self.base_directory, "custom_nodes"), exist_ok=True)
+            for folder in ("custom_nodes", "user"):
+                os.makedirs(os.path.join(self.base_directory, folder), exist_ok=True)
         self.log = open(self.log_path, "ab")
         self.process = subprocess.Popen(self.args, cwd=self.comfyui_path, stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout

@@ -1,17 +1,16 @@
 """`python -m reenact_cli.run --demo`: the whole invert-and-transfer graph on a fresh machine with no SVD weights.
 
-A private ComfyUI (CPU, temporary folders unless --base-directory) gets this pack plus the demo-only toy
-nodes (reenact_toy/comfy_nodes.py, with the toy model, its weights and the bundled inputs in reenact_toy/: the
-folder is linked into the private ComfyUI's custom_nodes). The graph is the user's one with the toy in SVD's place:
-Load Motion Reference (bundled toy clip) -> Load Motion Embedding (the toy's neutral init) -> Optimize
-Motion Embedding -> Save Motion Embedding; Load Image (bundled target) -> toy conditioning -> Apply Motion
+A private ComfyUI (CPU; temporary folders, removed when the demo ends, unless --base-directory) gets this pack
+plus the demo-only toy nodes (reenact_toy/comfy_nodes.py, with the toy model, its weights and the bundled inputs in
+reenact_toy/: the folder is linked into the private ComfyUI's custom_nodes). The graph is the user's one with the
+toy in SVD's place: Load Motion Reference (bundled toy clip) -> Load Motion Embedding (the toy's neutral init) ->
+Optimize Motion Embedding -> Save Motion Embedding; Load Image (bundled target) -> toy conditioning -> Apply Motion
 Embedding -> KSampler -> VAE Decode -> Create Video -> Save Video. It writes the video and a side-by-side
 picture (reference over result, expected and tracked paths marked), both labelled as the toy model's.
 """
 import os
 import shutil
 import sys
-import tempfile
 
 import cv2
 
@@ -20,7 +19,8 @@ from reenact_toy import toy_demo
 from reenact_toy.video_frames import decode_all_frames
 
 from .api_client import ComfyClient
-from .session import EXIT_RUN_FAILED, FAILURES, UserError, download_video, follow, report, start_server
+from .session import (EXIT_RUN_FAILED, FAILURES, UserError, download_video, follow, report_server_failure,
+                      scratch_folder, start_server)
 
 TOY_NODES = os.path.dirname(os.path.abspath(reenact_toy.__file__))
 INIT_NAME = "reenact_demo/toy_init.safetensors"
@@ -86,42 +86,43 @@ def install_init(base_directory: str) -> None:
 def run_demo(args) -> int:
     spec = toy_demo.load_spec()
     print(toy_demo.LABEL, flush=True)
-    workdir = tempfile.mkdtemp(prefix="reenact_demo_")
-    args.base_directory = args.base_directory or os.path.join(workdir, "comfyui")
-    args.cpu = True
-    server, succeeded = None, False
-    try:
-        install_init(args.base_directory)
-        server = start_server(args, workdir, extra_nodes={"reenact-anything-toy-demo": TOY_NODES})
-        client = ComfyClient(server.url)
-        if "ReenactToySVDLoader" not in client.object_info():
-            raise UserError(f"the demo's toy nodes did not load; see {server.log_path}")
-        reference = client.upload(os.path.join(toy_demo.ASSETS, toy_demo.REFERENCE), subfolder="reenact_demo")
-        target = client.upload(os.path.join(toy_demo.ASSETS, toy_demo.TARGET), subfolder="reenact_demo")
-        status, history = follow(client, demo_prompt(reference, target, spec, args.steps, args.seed))
-        if status:
-            return status
-        video = os.path.abspath(download_video(client, history, args.output))
-        result = read_frames(video)
-        score = toy_demo.score_frames(result, spec)
-        picture = os.path.splitext(video)[0] + "_side_by_side.png"
-        reference_frames = read_frames(os.path.join(toy_demo.ASSETS, toy_demo.REFERENCE))
-        cv2.imwrite(picture, cv2.cvtColor(toy_demo.side_by_side(reference_frames, result, spec, score),
-                                          cv2.COLOR_RGB2BGR))
-        print(f"wrote {video}\nwrote {picture}")
-        print(f"toy motion score: mean path error {score['mean_err']:.2f} latent px, end error "
-              f"{score['end_err']:.2f} px: {'matches' if score['matches'] else 'does not match'} the reference's "
-              f"motion (a match: under 0.75 px mean and 1 px at the end)")
-        succeeded = len(result) == spec["frames"]
-        if not succeeded:
-            print(f"error: expected a video of {spec['frames']} frames, got {len(result)}", file=sys.stderr)
-        return 0 if succeeded else EXIT_RUN_FAILED
-    except FAILURES as e:
-        return report(e)
-    finally:
-        if server is not None:
-            server.stop()
-        if succeeded:
-            shutil.rmtree(workdir, ignore_errors=True)
-        else:
-            print(f"the demo's ComfyUI folders and log are kept in {workdir}", file=sys.stderr)
+    with scratch_folder("reenact_demo_") as workdir:
+        args.base_directory = args.base_directory or os.path.join(workdir, "comfyui")
+        args.cpu = True
+        server = None
+        try:
+            install_init(args.base_directory)
+            server = start_server(args, workdir, extra_nodes={"reenact-anything-toy-demo": TOY_NODES})
+            return demo_on(server, args, spec)
+        except FAILURES as e:
+            return report_server_failure(e, os.path.join(workdir, "comfyui.log"))
+        finally:
+            if server is not None:
+                server.stop()
+
+
+def demo_on(server, args, spec) -> int:
+    """Everything after the private server is up; its temporary folders go when run_demo's `with` ends."""
+    client = ComfyClient(server.url)
+    if "ReenactToySVDLoader" not in client.object_info():
+        raise UserError(f"the demo's toy nodes did not load; the end of ComfyUI's log:\n{server.log_tail(3000)}")
+    reference = client.upload(os.path.join(toy_demo.ASSETS, toy_demo.REFERENCE), subfolder="reenact_demo")
+    target = client.upload(os.path.join(toy_demo.ASSETS, toy_demo.TARGET), subfolder="reenact_demo")
+    status, history = follow(client, demo_prompt(reference, target, spec, args.steps, args.seed))
+    if status:
+        return status
+    video = os.path.abspath(download_video(client, history, args.output))
+    result = read_frames(video)
+    score = toy_demo.score_frames(result, spec)
+    picture = os.path.splitext(video)[0] + "_side_by_side.png"
+    reference_frames = read_frames(os.path.join(toy_demo.ASSETS, toy_demo.REFERENCE))
+    cv2.imwrite(picture, cv2.cvtColor(toy_demo.side_by_side(reference_frames, result, spec, score),
+                                      cv2.COLOR_RGB2BGR))
+    print(f"wrote {video}\nwrote {picture}")
+    print(f"toy motion score: mean path error {score['mean_err']:.2f} latent px, end error "
+          f"{score['end_err']:.2f} px: {'matches' if score['matches'] else 'does not match'} the reference's "
+          f"motion (a match: under 0.75 px mean and 1 px at the end)")
+    if len(result) != spec["frames"]:
+        print(f"error: expected a video of {spec['frames']} frames, got {len(result)}", file=sys.stderr)
+        return EXIT_RUN_FAILED
+    return 0

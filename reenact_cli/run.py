@@ -8,19 +8,23 @@ with --embedding), shows progress, and writes the output video. It never downloa
 checkpoint is reported with its file name and the folder it belongs in.
 """
 import argparse
+import filecmp
 import json
 import os
 import sys
-import tempfile
 
 from .api_client import ComfyClient
 from .locate import PACK_ROOT
-from .session import FAILURES, UserError, download_video, follow, preview_saver, report, start_or_reuse
+from .session import (EXIT_CANCELLED, FAILURES, UserError, download_video, follow, preview_saver, report,
+                      report_server_failure, scratch_folder, start_or_reuse)
 from .workflow_api import patched, ui_to_api
 
 DEFAULT_SERVER = "http://127.0.0.1:8188"
 WORKFLOW_BOTH = "reenact_invert_and_transfer.json"
 WORKFLOW_TRANSFER = "reenact_transfer_motion.json"
+# What .comfyignore leaves out of the Registry package that --demo imports: a missing one means "get a git clone",
+# any other missing module means "install it" (tests/test_main_command.py checks this against .comfyignore).
+GIT_ONLY_MODULES = ("reenact_toy", "reenact_testkit", "reenact_cli.demo")
 CHECKPOINT_SOURCES = {
     "svd_xt.safetensors": "https://huggingface.co/stabilityai/stable-video-diffusion-img2vid-xt",
     "svd.safetensors": "https://huggingface.co/stabilityai/stable-video-diffusion-img2vid",
@@ -114,65 +118,121 @@ def build_prompt(client, args, uploaded):
 
 
 def embedding_target(args, server):
-    """Motion embeddings live in the server's models/motion_embeddings; a started server's folder is known."""
+    """Motion embeddings live in the server's models/motion_embeddings; a started server's folder is known.
+    The given file goes to reenact_cli/ there under a name no other content has (see place_embedding)."""
     if server is None:
         raise UserError("--embedding with a running server: copy the file into that ComfyUI's "
                         "models/motion_embeddings/ and run again with --start-server, or use --reference")
-    models = os.path.join(args.base_directory or server.comfyui_path, "models", "motion_embeddings", "reenact_cli")
-    os.makedirs(models, exist_ok=True)
-    target = os.path.join(models, os.path.basename(args.embedding))
-    if not os.path.exists(target):
-        with open(args.embedding, "rb") as src, open(target, "wb") as dst:
-            dst.write(src.read())
-    return f"reenact_cli/{os.path.basename(args.embedding)}"
+    folder = os.path.join(args.base_directory or server.comfyui_path, "models", "motion_embeddings", "reenact_cli")
+    return f"reenact_cli/{os.path.basename(place_embedding(args.embedding, folder))}"
+
+
+def place_embedding(source: str, folder: str) -> str:
+    """`source` in `folder`: the file already there with the same name or a numbered form of it (stem_NNNNN) and
+    the same bytes, else a fresh numbered copy. A same-named file with other contents is never used (it would
+    apply another motion) nor overwritten (it may be the user's)."""
+    os.makedirs(folder, exist_ok=True)
+    stem, suffix = os.path.splitext(os.path.basename(source))
+    for name in sorted(os.listdir(folder)):
+        candidate = os.path.join(folder, name)
+        if is_copy_name(name, stem, suffix) and os.path.isfile(candidate) and filecmp.cmp(source, candidate,
+                                                                                           shallow=False):
+            return candidate
+    return copy_to_numbered(source, folder, stem, suffix)
+
+
+def is_copy_name(name: str, stem: str, suffix: str) -> bool:
+    """`stem<suffix>` or `stem_NNNNN<suffix>`, the names place_embedding gives a file."""
+    counter = name[len(stem) + 1:-len(suffix)] if name.startswith(stem + "_") and name.endswith(suffix) else ""
+    return name == stem + suffix or (len(counter) == 5 and counter.isdigit())
+
+
+def copy_to_numbered(source: str, folder: str, stem: str, suffix: str) -> str:
+    """A copy at folder/stem_NNNNN<suffix> with a counter no file has; written through a temporary name, so an
+    error or Ctrl-C mid-copy leaves neither half a file nor the empty reservation."""
+    import shutil
+
+    from reenact_core.safe_files import create_empty, reserve_numbered  # here: it imports torch
+    target = reserve_numbered(folder, stem, suffix, create_empty)
+    partial = target + ".partial"
+    try:
+        shutil.copyfile(source, partial)
+        os.replace(partial, target)
+    except BaseException:
+        for path in (partial, target):
+            if os.path.exists(path):
+                os.remove(path)
+        raise
+    return target
 
 
 def run(args) -> int:
-    workdir = tempfile.mkdtemp(prefix="reenact_cli_")
-    server = None
-    try:
-        check_local_files(args)
-        server = start_or_reuse(args, workdir)
-        url = server.url if server else args.server
-        client = ComfyClient(url)
-        info = client.object_info()
-        if "OptimizeMotionEmbedding" not in info:
-            raise UserError(f"the ComfyUI at {url} does not have the Reenact Anything nodes installed; "
-                            f"clone this pack into its custom_nodes/ folder, or use --start-server")
-        available = info["ImageOnlyCheckpointLoader"]["input"]["required"]["ckpt_name"][0]
-        if args.checkpoint not in available:
-            models_dir = os.path.join(args.base_directory or server.comfyui_path, "models") if server else None
-            raise UserError(missing_checkpoint_message(args.checkpoint, available, models_dir))
-        uploaded = {"image": client.upload(args.image, subfolder="reenact_cli")}
-        if args.reference:
-            uploaded["reference"] = client.upload(args.reference, subfolder="reenact_cli")
-        if args.embedding:
-            uploaded["embedding"] = embedding_target(args, server)
-        output_parent, output_name = os.path.split(os.path.abspath(args.output))
-        saver = preview_saver(client, output_parent, os.path.splitext(output_name)[0] + "_previews")
-        status, history = follow(client, build_prompt(client, args, uploaded),
-                                 on_preview=saver if args.preview_every > 0 else None)
-        if status:
-            return status
-        print(f"wrote {os.path.abspath(download_video(client, history, args.output))}")
-        return 0
-    except FAILURES as e:
-        return report(e)
-    finally:
-        if server is not None:
-            server.stop()
+    with scratch_folder("reenact_cli_") as workdir:
+        server = None
+        try:
+            check_local_files(args)
+            server = start_or_reuse(args, workdir)
+            return run_on(args, server)
+        except FAILURES as e:
+            return report_server_failure(e, os.path.join(workdir, "comfyui.log"))
+        finally:
+            if server is not None:
+                server.stop()
 
 
+def run_on(args, server) -> int:
+    """Everything after the server is up: `server` is the one started here, or None for the one at --server."""
+    url = server.url if server else args.server
+    client = ComfyClient(url)
+    info = client.object_info()
+    if "OptimizeMotionEmbedding" not in info:
+        raise UserError(f"the ComfyUI at {url} does not have the Reenact Anything nodes installed; "
+                        f"clone this pack into its custom_nodes/ folder, or use --start-server")
+    available = info["ImageOnlyCheckpointLoader"]["input"]["required"]["ckpt_name"][0]
+    if args.checkpoint not in available:
+        models_dir = os.path.join(args.base_directory or server.comfyui_path, "models") if server else None
+        raise UserError(missing_checkpoint_message(args.checkpoint, available, models_dir))
+    uploaded = {"image": client.upload(args.image, subfolder="reenact_cli")}
+    if args.reference:
+        uploaded["reference"] = client.upload(args.reference, subfolder="reenact_cli")
+    if args.embedding:
+        uploaded["embedding"] = embedding_target(args, server)
+        print(f"motion embedding {args.embedding} -> the server's models/motion_embeddings/{uploaded['embedding']}",
+              flush=True)
+    output_parent, output_name = os.path.split(os.path.abspath(args.output))
+    saver = preview_saver(client, output_parent, os.path.splitext(output_name)[0] + "_previews")
+    status, history = follow(client, build_prompt(client, args, uploaded),
+                             on_preview=saver if args.preview_every > 0 else None)
+    if status:
+        return status
+    print(f"wrote {os.path.abspath(download_video(client, history, args.output))}")
+    return 0
+
+
+def demo_import_problem(error: ImportError) -> str:
+    """What --demo lacks, by name: a git-only part of the repository (GIT_ONLY_MODULES), or an installable module
+    such as cv2, or a library a module needs (an ImportError without a module name, e.g. libGL for cv2)."""
+    name = error.name or ""
+    if isinstance(error, ModuleNotFoundError) and any(name == m or name.startswith(m + ".") for m in GIT_ONLY_MODULES):
+        return (f"--demo needs a git clone of the repository: this copy has no {name} "
+                f"(the Registry package leaves the demo and its toy model out)")
+    if isinstance(error, ModuleNotFoundError) and name:
+        return (f"--demo needs the Python module {name}, which is not installed here "
+                f"(pip install -r {os.path.join(PACK_ROOT, 'requirements.txt')})")
+    return f"--demo could not import {name or 'one of its modules'}: {error}"
 def main(argv=None):
     args = parse_args(argv)
-    if args.demo:
-        try:
-            from .demo import run_demo  # here, not at the top: the demo needs torch and cv2, a plain run does not
-        except ModuleNotFoundError as e:  # a Registry install leaves the demo and the toy model out (.comfyignore)
-            sys.exit(report(UserError(f"--demo needs a git clone of the repository: this copy has no {e.name} "
-                                      f"(the Registry package leaves the demo and its toy model out)")))
-        sys.exit(run_demo(args))
-    sys.exit(run(args))
+    try:
+        if args.demo:
+            try:
+                from .demo import run_demo  # here, not at the top: the demo needs torch and cv2, a plain run does not
+            except ImportError as e:  # a Registry install leaves the demo and the toy model out (.comfyignore)
+                sys.exit(report(UserError(demo_import_problem(e))))
+            sys.exit(run_demo(args))
+        sys.exit(run(args))
+    except KeyboardInterrupt:  # outside a queued run (starting, uploading): the finally blocks have cleaned up
+        print("\ncancelled", file=sys.stderr)
+        sys.exit(EXIT_CANCELLED)
 
 
 if __name__ == "__main__":

@@ -4,8 +4,11 @@ The error a user can fix and the exit codes, starting or reusing a ComfyUI serve
 to its end with a progress display, and fetching the video it wrote. Dependencies run one way:
 run -> demo -> session -> api_client, comfy_server, locate, progress, workflow_api.
 """
+import contextlib
 import os
+import shutil
 import sys
+import tempfile
 
 from .api_client import ApiError
 from .comfy_server import ComfyServer, ServerError, free_port, responds
@@ -28,6 +31,36 @@ def report(error: Exception) -> int:
     return EXIT_BAD_INPUT if isinstance(error, UserError) else EXIT_RUN_FAILED
 
 
+@contextlib.contextmanager
+def scratch_folder(prefix: str):
+    """A temporary folder for a started server's config and log (for the demo, its ComfyUI folders too), removed
+    however the run ends: success, error or Ctrl-C. Stop the server inside the `with`, so nothing writes there."""
+    folder = tempfile.mkdtemp(prefix=prefix)
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)  # symlinks inside (custom_nodes/<pack>) are unlinked, not followed
+
+
+def log_tail(path: str, chars: int = 3000) -> str:
+    """The end of a started server's log, printed on failure because its folder is about to go."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(max(0, os.path.getsize(path) - chars))
+            return f.read().decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def report_server_failure(error: Exception, log_path: str) -> int:
+    """report(), plus the started server's log tail when the server itself failed and the message lacks it."""
+    status = report(error)
+    tail = log_tail(log_path) if isinstance(error, ServerError) else ""
+    if tail.strip() and tail.strip()[-200:] not in str(error):
+        print(f"the end of ComfyUI's log (its temporary folder is removed now):\n{tail}", file=sys.stderr)
+    return status
+
+
 def custom_nodes_config(workdir, node_dirs: dict):
     """An extra_model_paths.yaml that adds `node_dirs` ({name: folder}) as custom nodes."""
     nodes_dir = os.path.join(workdir, "custom_nodes")
@@ -48,8 +81,13 @@ def start_server(args, workdir, extra_nodes: dict | None = None):
     extra = ["--extra-model-paths-config", custom_nodes_config(workdir, node_dirs)] if node_dirs else []
     print(f"starting ComfyUI from {comfyui} (models, input and output under {args.base_directory or comfyui})"
           f" ...", flush=True)
-    return ComfyServer(comfyui, args.base_directory, port=free_port(), cpu=args.cpu, extra_args=tuple(extra),
-                       log_path=os.path.join(workdir, "comfyui.log")).start()
+    server = ComfyServer(comfyui, args.base_directory, port=free_port(), cpu=args.cpu, extra_args=tuple(extra),
+                         log_path=os.path.join(workdir, "comfyui.log"))
+    try:
+        return server.start()
+    except BaseException:  # Ctrl-C or a failed start while ComfyUI boots: leave no server running
+        server.stop()
+        raise
 
 
 def start_or_reuse(args, workdir):
@@ -83,7 +121,10 @@ def follow(client, prompt, on_preview=None) -> tuple[int, dict | None]:
     try:
         result = client.run(prompt, on_event=display.on_event, timeout=7 * 24 * 3600)
     except KeyboardInterrupt:
-        client.interrupt()
+        try:
+            client.interrupt()
+        except (OSError, ApiError):  # a terminal's Ctrl-C also reaches a server this command started: it exits
+            pass
         print("\ncancelled; the server was asked to stop", file=sys.stderr)
         return EXIT_CANCELLED, None
     finally:

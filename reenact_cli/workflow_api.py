@@ -3,6 +3,12 @@
 The UI format stores widget values as a flat list per node, in the order of the node's inputs as `/object_info`
 reports them, and stores links separately. This mirrors what the ComfyUI frontend does in `graphToPrompt`: the
 browser test compares the two on every bundled workflow.
+
+A DynamicCombo input (V3 `io.DynamicCombo`, type COMFY_DYNAMICCOMBO_V3 in /object_info; e.g. Save Video's `format` in
+newer ComfyUIs) is a combo whose selected option brings its own inputs: the frontend puts their widgets right after
+the combo's, named `<combo>.<input>` (nested: `format.codec.encoding`), and sends each under that dotted name. Which
+inputs exist so depends on the values; ComfyUIs without DynamicCombo never report that type, so nothing changes
+for them.
 """
 import copy
 
@@ -11,7 +17,8 @@ FRONTEND_ONLY = {"Note", "MarkdownNote"}
 UPLOAD_FLAGS = ("image_upload", "video_upload", "audio_upload", "file_upload")
 SOCKET_ONLY_TYPES = {"IMAGE", "LATENT", "MODEL", "VAE", "CLIP", "CLIP_VISION", "CONDITIONING", "MASK", "VIDEO",
                      "AUDIO"}
-WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
+DYNAMIC_COMBO = "COMFY_DYNAMICCOMBO_V3"
+WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO", DYNAMIC_COMBO}
 ACTIVE_MODE = 0
 
 
@@ -48,6 +55,63 @@ def ordered_inputs(definition) -> list[tuple[str, list]]:
     return [(name, specs[name]) for name in names]
 
 
+def is_dynamic_combo(spec) -> bool:
+    return spec[0] == DYNAMIC_COMBO
+
+
+def dynamic_combo_keys(spec) -> list[str]:
+    """The option names of a DynamicCombo, in the order the frontend lists them."""
+    return [option["key"] for option in spec_options(spec).get("options", [])]
+
+
+def option_inputs(spec, key) -> list[tuple[str, list]]:
+    """The inputs a DynamicCombo's option `key` brings, required first (as the frontend adds them); none for an
+    unknown key."""
+    for option in spec_options(spec).get("options", []):
+        if option["key"] == key:
+            inputs = option.get("inputs", {})
+            return [*inputs.get("required", {}).items(), *inputs.get("optional", {}).items()]
+    return []
+
+
+def widget_layout(inputs, choose, prefix="", layout=None) -> list[tuple[str | None, list | None]]:
+    """(name, spec) for each position of a node's widgets_values, in the frontend's order: an input's widget, then
+    its extra values (name None: the seed's control_after_generate), then for a DynamicCombo the widgets of the
+    option choose(name, spec, position) picks, with dotted names. Upload buttons, appended after all, are not
+    listed (trailing_widget_values counts them)."""
+    layout = [] if layout is None else layout
+    for name, spec in inputs:
+        if not is_widget(spec):
+            continue
+        full = prefix + name
+        position = len(layout)
+        layout.append((full, spec))
+        layout.extend([(None, None)] * extra_widget_values(spec))
+        if is_dynamic_combo(spec):
+            widget_layout(option_inputs(spec, choose(full, spec, position)), choose, f"{full}.", layout)
+    return layout
+
+
+def default_value(spec):
+    """What the frontend gives a new widget: the input's default, else its first choice (a DynamicCombo's first
+    option)."""
+    options = spec_options(spec)
+    if "default" in options:
+        return options["default"]
+    if is_dynamic_combo(spec):
+        keys = dynamic_combo_keys(spec)
+        return keys[0] if keys else ""
+    choices = spec[0] if isinstance(spec[0], list) else options.get("options", [""])
+    return choices[0] if choices else ""
+
+
+def node_widget_layout(definition, values) -> list[tuple[str | None, list | None]]:
+    """widget_layout of a saved node: each DynamicCombo expands the option its stored value names."""
+    def stored(_name, spec, position):
+        return values[position] if position < len(values) else default_value(spec)
+    return widget_layout(ordered_inputs(definition), stored)
+
+
 def ui_to_api(workflow: dict, object_info: dict) -> dict:
     """API prompt {node_id: {class_type, inputs, _meta}} for the active nodes of a UI workflow."""
     links = {link[0]: link for link in workflow.get("links", [])}
@@ -60,20 +124,19 @@ def ui_to_api(workflow: dict, object_info: dict) -> dict:
         if definition is None:
             raise WorkflowError(f"node {node['id']} needs the node type {node['type']!r}, which this server does "
                                 f"not have (is its custom node pack installed?)")
-        linked = {i["name"]: i["link"] for i in node.get("inputs", []) if i.get("link") is not None}
         values = list(node.get("widgets_values", []))
-        inputs, cursor = {}, 0
-        for name, spec in ordered_inputs(definition):
-            if is_widget(spec):
-                if cursor < len(values):
-                    inputs[name] = values[cursor]
-                cursor += 1 + extra_widget_values(spec)
-            if name in linked:
-                link = links[linked[name]]
-                source = nodes[link[1]]
-                if source.get("mode", ACTIVE_MODE) != ACTIVE_MODE:
-                    raise WorkflowError(f"node {node['id']} reads {name!r} from a muted or bypassed node")
-                inputs[name] = [str(link[1]), link[2]]
+        inputs = {}
+        # A workflow saved before an input existed lacks its value: the frontend gives the input's default.
+        for position, (name, spec) in enumerate(node_widget_layout(definition, values)):
+            if name is not None:
+                inputs[name] = values[position] if position < len(values) else default_value(spec)
+        for slot in node.get("inputs", []):  # a link overrides the widget of the same name
+            if slot.get("link") is None:
+                continue
+            link = links[slot["link"]]
+            if nodes[link[1]].get("mode", ACTIVE_MODE) != ACTIVE_MODE:
+                raise WorkflowError(f"node {node['id']} reads {slot['name']!r} from a muted or bypassed node")
+            inputs[slot["name"]] = [str(link[1]), link[2]]
         prompt[str(node["id"])] = {"class_type": node["type"], "inputs": inputs,
                                    "_meta": {"title": node.get("title") or definition.get("display_name")}}
     return prompt

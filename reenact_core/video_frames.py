@@ -55,58 +55,122 @@ def _too_few(selection: FrameSelection, source_fps: float, name: str, have: int)
 
 def _rgb(frame) -> np.ndarray:
     """One decoded frame as (H, W, 3) uint8 RGB, turned upright by its display matrix (phone videos), as
-    players and OpenCV show it."""
+    players show it."""
     image = frame.to_ndarray(format="rgb24")
     quarter_turns = round((frame.rotation or 0) / 90) % 4  # PyAV: degrees counterclockwise
     return np.rot90(image, quarter_turns) if quarter_turns else image
 
 
-def read_video_frames(source, selection: FrameSelection, name: str | None = None):
-    """Decode the selected frames of a video; returns (IMAGE (F,H,W,3) in [0,1], source fps).
-
-    `source` is a file path or a binary stream PyAV can open (what a VIDEO's get_stream_source() gives);
-    `name` is what errors call it (default: the file's name). The frame rate is the video's own. The frame
-    count in the container's header, where it has one, is checked before anything is decoded. Frames before
-    and between the selected ones are decoded but not converted, and reading stops at the last selected
-    frame, so a long video is never held in memory.
-    """
-    is_path = isinstance(source, (str, os.PathLike))
-    name = name or (os.path.basename(source) if is_path else "the video stream")
-    if is_path:
+def _open(source, name: str):
+    """Open a file path or binary stream with PyAV, turning FFmpeg's many error types into one clear error."""
+    if isinstance(source, (str, os.PathLike)):
         if not os.path.isfile(source):
             raise ReenactError(f"expected a video file, got a path that does not exist: {source}")
         if os.path.getsize(source) == 0:
             raise ReenactError(f"expected a video file with frames, got {name}, which is empty (0 bytes)")
     try:
-        container = av.open(source)
+        return av.open(source)
     except Exception as e:  # noqa: BLE001 - PyAV raises many FFmpeg error types
         raise ReenactError(f"expected a readable video (mp4, webm, mov, gif), could not open {name}: it may be "
                            f"corrupt or not a video") from e
-    with container:
-        if not container.streams.video:
-            kinds = sorted({s.type for s in container.streams})
-            found = f"only {' and '.join(kinds)} streams" if kinds else "no streams at all (no frames)"
-            raise ReenactError(f"expected a video with a video stream, got {name}, which has {found}")
-        stream = container.streams.video[0]
+
+
+def _video_stream(container, name: str):
+    if not container.streams.video:
+        kinds = sorted({s.type for s in container.streams})
+        found = f"only {' and '.join(kinds)} streams" if kinds else "no streams at all (no frames)"
+        raise ReenactError(f"expected a video with a video stream, got {name}, which has {found}")
+    return container.streams.video[0]
+
+
+def _default_name(source, name: str | None) -> str:
+    return name or (os.path.basename(source) if isinstance(source, (str, os.PathLike)) else "the video stream")
+
+
+def describe_window(window: tuple[float, float]) -> str:
+    """How errors name a trim window (start, duration in seconds; duration 0 = to the end)."""
+    start, duration = window
+    return f"trimmed to {duration:g} s from {start:g} s" if duration else f"trimmed to start at {start:g} s"
+
+
+def _window_frames(container, stream, window: tuple[float, float]):
+    """The decoded frames inside a trim window, in order, as ComfyUI's own VideoFromFile.get_components picks
+    them (presentation time from start, before start + duration): seek to the key frame before the start
+    instead of decoding everything before it. The caller stops iterating at its last selected frame."""
+    start, duration = window
+    start_pts = int(start / stream.time_base)
+    end_pts = int((start + duration) / stream.time_base) if duration else None
+    if start_pts:
+        container.seek(start_pts, stream=stream)
+    for frame in container.decode(stream):
+        if frame.pts is None:
+            raise ReenactError("expected frames with timestamps to find a trim window in, got a frame without one")
+        if frame.pts < start_pts:
+            continue
+        if end_pts is not None and frame.pts >= end_pts:
+            return
+        yield frame
+
+
+def read_video_frames(source, selection: FrameSelection, name: str | None = None,
+                      window: tuple[float, float] = (0.0, 0.0)):
+    """Decode the selected frames of a video; returns (IMAGE (F,H,W,3) in [0,1], source fps).
+
+    `source` is a file path or a binary stream PyAV can open (what a VIDEO's get_stream_source() gives);
+    `name` is what errors call it (default: the file's name). `window` is a trim (start, duration) in
+    seconds, as a trimmed VIDEO reports it (duration 0 = to the end): frame indices count from its first
+    frame. The frame rate is the video's own. Untrimmed, the frame count in the container's header, where it
+    has one, is checked before anything is decoded. Frames before and between the selected ones are decoded
+    but not converted, and reading stops at the last selected frame, so a long video is never held in memory.
+    """
+    name = _default_name(source, name)
+    trimmed = tuple(window) != (0.0, 0.0)
+    if trimmed:
+        name = f"{name} ({describe_window(window)})"
+    with _open(source, name) as container:
+        stream = _video_stream(container, name)
         source_fps = _frame_rate(stream)
         wanted = selection.indices(source_fps)
         wanted_set, last = set(wanted), wanted[-1]
-        if 0 < stream.frames <= last:  # the header's count (0 when the container has none, as webm)
+        if not trimmed and 0 < stream.frames <= last:  # the header's count (0 when the container has none)
             raise _too_few(selection, source_fps, name, stream.frames)
         frames, decoded = {}, 0
-        for frame in container.decode(stream):
+        for frame in _window_frames(container, stream, window) if trimmed else container.decode(stream):
             if decoded in wanted_set:
                 frames[decoded] = _rgb(frame)
             decoded += 1
             if decoded > last:
                 break
-    if decoded == 0:
+    if decoded == 0 and not trimmed:
         raise ReenactError(f"expected a video with frames, {name} has no video frames (empty, audio-only or "
                            f"corrupt)")
     if len(frames) < len(wanted):
         raise _too_few(selection, source_fps, name, decoded)
     stacked = np.stack([frames[i] for i in wanted])
     return torch.from_numpy(stacked).float().div_(255.0), source_fps
+
+
+def decode_all_frames(source, name: str | None = None) -> np.ndarray:
+    """Every frame as (F, H, W, 3) uint8 RGB, upright: for reading a whole result back (the demo, the tests).
+    The same PyAV decoding as the nodes' reader, so what is checked is what the nodes would see."""
+    name = _default_name(source, name)
+    with _open(source, name) as container:
+        frames = [_rgb(frame) for frame in container.decode(_video_stream(container, name))]
+    return np.stack(frames) if frames else np.zeros((0, 0, 0, 3), np.uint8)
+
+
+def stream_size(source) -> tuple[int, int] | None:
+    """(width, height) of a video's first video stream as stored (before any display rotation), from the header
+    alone; None when it has none or cannot be opened (the reader then says why)."""
+    try:
+        with av.open(source) as container:
+            stream = container.streams.video[0] if container.streams.video else None
+            return (stream.width, stream.height) if stream is not None else None
+    except Exception:  # noqa: BLE001 - PyAV raises many FFmpeg error types; the reader reports them
+        return None
+    finally:
+        if hasattr(source, "seek"):
+            source.seek(0)
 
 
 def select_from_images(images: torch.Tensor, selection: FrameSelection, source_fps: float,

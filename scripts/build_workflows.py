@@ -17,7 +17,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))) 
 
 from reenact_cli.comfy_server import ComfyServer  # noqa: E402
 from reenact_cli.locate import PACK_ROOT, find_comfyui_or_exit  # noqa: E402
-from reenact_cli.workflow_api import UPLOAD_FLAGS, is_widget, ordered_inputs  # noqa: E402
+from reenact_cli.workflow_api import (default_value, is_widget, ordered_inputs, trailing_widget_values,  # noqa: E402
+                                      widget_layout)
 from build_thumbnails import write_thumbnail  # noqa: E402  (scripts/, this script's own folder)
 
 CHECKPOINT = "svd_xt.safetensors"
@@ -88,6 +89,23 @@ def node_size(class_type, definition, widget_count):
     return [NODE_WIDTH, 40 + 22 * sockets + 26 * widget_count + EXTRA_HEIGHT.get(class_type, 0)]
 
 
+def widget_value(name, spec, overrides):
+    """The value a new node's widget gets: the one asked for (taken out of `overrides`), else the frontend's."""
+    return overrides.pop(name) if name in overrides else default_value(spec)
+
+
+def output_slot(node, wanted):
+    """The slot of the output called `wanted`, else of the one output of type `wanted`: ComfyUIs differ in what
+    they call a V3 output without a display name (0.3.64 its type, "IMAGE"; newer ones its id, "frames")."""
+    outputs = node["outputs"]
+    named = [i for i, o in enumerate(outputs) if o["name"] == wanted]
+    typed = [i for i, o in enumerate(outputs) if o["type"] == wanted]
+    found = named or typed
+    if len(found) != 1:
+        raise KeyError(f"{node['type']} has no single output {wanted!r}: {[o['name'] for o in outputs]}")
+    return found[0]
+
+
 def below(node, gap=GAP):
     return (node["pos"][0], node["pos"][1] + node["size"][1] + gap)
 
@@ -101,31 +119,33 @@ class GraphBuilder:
         self.by_key = {}
 
     def node(self, key, class_type, pos, title=None, **widgets):
+        """A node of `class_type` whose widgets hold `widgets` (dotted names for a DynamicCombo's own inputs), else
+        each input's default, else its first choice."""
         definition = self.info[class_type]
-        values, inputs, trailing = [], [], []
-        for name, spec in ordered_inputs(definition):
-            if is_widget(spec):
-                options = spec[1] if len(spec) > 1 else {}
-                if name in widgets:
-                    value = widgets.pop(name)
-                elif "default" in options:
-                    value = options["default"]
-                else:
-                    choices = spec[0] if isinstance(spec[0], list) else options.get("options", [""])
-                    value = choices[0] if choices else ""
-                values.append(value)
-                if options.get("control_after_generate"):
-                    values.append("fixed")
-                if any(options.get(flag) for flag in UPLOAD_FLAGS):
-                    trailing.append("image")  # the upload button's value, which the frontend puts last
+        chosen = {}
+
+        def choose(name, spec, _position):
+            chosen[name] = widget_value(name, spec, widgets)
+            return chosen[name]
+
+        layout = widget_layout(ordered_inputs(definition), choose)
+        values = []
+        for name, spec in layout:
+            if name is None:  # the seed's control_after_generate
+                values.append("fixed")
             else:
+                values.append(chosen[name] if name in chosen else widget_value(name, spec, widgets))
+        values += ["image"] * sum(trailing_widget_values(spec) for _, spec in ordered_inputs(definition)
+                                  if is_widget(spec))  # the upload button's value, which the frontend puts last
+        inputs = []
+        for name, spec in ordered_inputs(definition):
+            if not is_widget(spec):
                 socket = {"name": name, "type": spec[0] if isinstance(spec[0], str) else "COMBO", "link": None}
                 if name in definition["input"].get("optional", {}):
                     socket["shape"] = 7
                 inputs.append(socket)
         if widgets:
             raise KeyError(f"{class_type} has no widgets {sorted(widgets)}")
-        values += trailing
         outputs = [{"name": name, "type": kind, "links": [], "slot_index": i}
                    for i, (name, kind) in enumerate(zip(definition["output_name"], definition["output"]))]
         node = {"id": len(self.nodes) + 1, "type": class_type, "pos": list(pos),
@@ -152,7 +172,7 @@ class GraphBuilder:
 
     def link(self, source_key, output_name, target_key, input_name):
         source, target = self.by_key[source_key], self.by_key[target_key]
-        slot = next(i for i, o in enumerate(source["outputs"]) if o["name"] == output_name)
+        slot = output_slot(source, output_name)
         target_slot = next(i for i, s in enumerate(target["inputs"]) if s["name"] == input_name)
         link_id = len(self.links) + 1
         kind = source["outputs"][slot]["type"]
@@ -301,10 +321,11 @@ def main():
             with ComfyServer(find_comfyui_or_exit(), base) as server:
                 info = fetch_object_info(server.url)
     os.makedirs(args.out, exist_ok=True)
-    for name, build in WORKFLOWS.items():
+    built = {name: build(info) for name, build in WORKFLOWS.items()}  # all built before any file is replaced
+    for name, workflow in built.items():
         path = os.path.join(args.out, name)
         with open(path, "w") as f:
-            json.dump(build(info), f, indent=1)
+            json.dump(workflow, f, indent=1)
             f.write("\n")
         print("wrote", path)
         print("wrote", write_thumbnail(path))

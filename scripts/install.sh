@@ -1,32 +1,22 @@
 #!/usr/bin/env bash
-# Install everything the pack and its tests need into the current Python, on a fresh machine.
-# torch + torchvision are pinned to the pair the suite is tested with (ComfyUI imports torchvision), so a new
-# machine and CI test the same thing; another installed version is replaced, and the script says so.
+# Set up the main job in the current Python: ComfyUI's requirements and the pack's.
+# A torch, torchvision or torchaudio already installed is never replaced (a user's CUDA build is theirs): pip runs
+# with those versions as constraints, so it fails with a conflict rather than swapping them. Only a missing member
+# of the family is installed, built for the torch that is there. Installs no browser and no node packages
+# (the tests' extras are scripts/install-dev.sh's).
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
-comfy="${COMFYUI_PATH:-}"
-if [ -z "$comfy" ]; then
-  if [ "$(basename "$(dirname "$here")")" = "custom_nodes" ]; then comfy="$(dirname "$(dirname "$here")")"; else comfy="$HOME/ComfyUI"; fi
+comfy="$(python "$here/scripts/find_comfyui.py")" || exit 2
+work="$(mktemp -d)"; trap 'rm -rf "$work"' EXIT
+family="torch torchvision torchaudio"
+python "$here/scripts/torch_family.py" constraints > "$work/keep-torch.txt"
+missing="$(python "$here/scripts/torch_family.py" missing)"
+if [ -n "$missing" ]; then
+  echo "installing $missing (not installed yet; an installed torch is kept)"
+  python -m pip install --quiet -c "$work/keep-torch.txt" $missing
+  python "$here/scripts/torch_family.py" constraints > "$work/keep-torch.txt"
 fi
-if [ ! -f "$comfy/main.py" ] || [ ! -f "$comfy/requirements.txt" ]; then
-  echo "ERROR: ComfyUI not found at $comfy." >&2
-  echo "Get it with: git clone https://github.com/comfyanonymous/ComfyUI ~/ComfyUI" >&2
-  echo "or set COMFYUI_PATH to a checkout, or clone this pack into ComfyUI/custom_nodes/." >&2
-  exit 2
-fi
-if ! python "$here/scripts/check_torch.py"; then
-  echo "replacing them with the tested pair from scripts/tested-torch.txt"
-  python -m pip install --quiet -r "$here/scripts/tested-torch.txt"
-fi
-# ComfyUI's own requirements, minus the torch family already handled (torchaudio has no build
-# matching the registry's newest torch; ComfyUI only needs it for audio nodes).
-grep -v -E '^(torch|torchvision|torchaudio)([<>=~ ].*)?$' "$comfy/requirements.txt" > /tmp/comfy-requirements.txt
-python -m pip install --quiet -r /tmp/comfy-requirements.txt
-python -m pip install --quiet -r "$here/requirements.txt" pytest
-# Browser tests: Debian's chromium (never a browser download) and playwright-core, pinned by package-lock.json.
-if [ ! -x /usr/bin/chromium ]; then
-  sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
-  $sudo apt-get install -y -q chromium >/dev/null 2>&1 || { $sudo apt-get update -q >/dev/null && $sudo apt-get install -y -q chromium >/dev/null; }
-fi
-npm ci --prefix "$here/tests/browser" --no-audit --no-fund --loglevel=error
-echo "installed; ComfyUI at $comfy"
+# ComfyUI's own requirements and the pack's, minus the torch family handled above.
+grep -v -E "^($(echo $family | tr ' ' '|'))([<>=~ ].*)?$" "$comfy/requirements.txt" > "$work/comfy-requirements.txt"
+python -m pip install --quiet -c "$work/keep-torch.txt" -r "$work/comfy-requirements.txt" -r "$here/requirements.txt"
+echo "installed the pack's and ComfyUI's requirements; ComfyUI at $comfy; $(python "$here/scripts/torch_family.py" describe)"

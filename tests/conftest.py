@@ -30,6 +30,30 @@ from reenact_testkit.comfy_pack import load_pack  # noqa: E402
 
 PACK_MODULE, PACK_NODE_IDS = load_pack()
 
+# Two tiers (README, "Run the tests"). `full`: a real server, the full-size random checkpoint, the browser, cold
+# torch.compile or the benchmark scripts; the quick tier (-m "not full") is everything else. `floor`: what the test
+# run also checks on the oldest supported ComfyUI (scripts/run_tests.sh): loading, validation, the bundled
+# workflows through a real server, the main command and VIDEO input.
+FULL_MODULES = {"test_browser", "test_compiled_step", "test_benchmark_smoke", "test_server_queue",
+                "test_server_workflows", "test_published_pack", "test_toy_fidelity"}
+FLOOR_MODULES = {"test_pack_loading", "test_prompt_validation", "test_server_workflows", "test_main_command",
+                 "test_video_input", "test_published_pack"}
+SERVER_FIXTURES = {"comfy_server", "published_server"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        module = item.module.__name__.rsplit(".", 1)[-1]
+        if module in FULL_MODULES or SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.full)
+        if module in FLOOR_MODULES:
+            item.add_marker(pytest.mark.floor)
+
+
+def pytest_report_header(config):
+    from comfyui_version import __version__
+    return f"ComfyUI {__version__} at {COMFYUI}"
+
 
 @pytest.fixture(scope="session")
 def pack():

@@ -1,6 +1,9 @@
 """The README's main-job command, `python -m reenact_cli.run`, as a user runs it."""
+import os
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 from PIL import Image
@@ -9,9 +12,23 @@ from comfyui_location import PACK_ROOT
 from reenact_testkit.media import decode_all_frames, moving_square_frames, write_target_image, write_video
 
 
-def run_cli(*args, timeout=1200):
+def run_cli(*args, timeout=1200, tmpdir=None):
+    """The command in a subprocess; `tmpdir` becomes its TMPDIR, so a test can see what it leaves there."""
+    env = dict(os.environ, TMPDIR=str(tmpdir)) if tmpdir else None
     return subprocess.run([sys.executable, "-m", "reenact_cli.run", *args], cwd=PACK_ROOT, capture_output=True,
-                          text=True, timeout=timeout)
+                          text=True, timeout=timeout, env=env)
+
+
+def scratch(tmp_path):
+    """An empty folder for the command's TMPDIR."""
+    folder = tmp_path / "tmpdir"
+    folder.mkdir()
+    return folder
+
+
+def assert_left_empty(folder):
+    left = sorted(os.listdir(folder))
+    assert left == [], f"expected the command to leave its TMPDIR {folder} empty, got {left}"
 
 
 def media(tmp_path):
@@ -30,23 +47,26 @@ def test_a_missing_input_file_is_named_before_any_server_starts(tmp_path):
 def test_a_missing_checkpoint_says_which_file_and_where(tmp_path):
     video, image = media(tmp_path)
     base = tmp_path / "comfy_base"
+    tmpdir = scratch(tmp_path)
     done = run_cli("--reference", video, "--image", image, "--start-server", "--cpu",
-                   "--base-directory", str(base), timeout=300)
+                   "--base-directory", str(base), timeout=300, tmpdir=tmpdir)
     assert done.returncode == 2, done.stderr
     assert "missing checkpoint: svd_xt.safetensors" in done.stderr
     assert f"put it in {base / 'models' / 'checkpoints' / 'svd_xt.safetensors'}" in done.stderr
     assert "huggingface.co/stabilityai/stable-video-diffusion-img2vid-xt" in done.stderr
     assert "Traceback" not in done.stderr
+    assert_left_empty(tmpdir)  # a failed run: the started server's config and log folder is gone too
 
 
 def test_reuses_a_running_server_and_writes_the_video(comfy_server, tmp_path):
     server, client = comfy_server
     video, image = media(tmp_path)
-    output = tmp_path / "out.mp4"
+    output, tmpdir = tmp_path / "out.mp4", scratch(tmp_path)
     done = run_cli("--reference", video, "--image", image, "--server", server.url, "--frames", "3",
                    "--width", "64", "--height", "64", "--steps", "2", "--sampler-steps", "2",
-                   "--preview-every", "2", "--output", str(output))
+                   "--preview-every", "2", "--output", str(output), tmpdir=tmpdir)
     assert done.returncode == 0, done.stderr[-3000:]
+    assert_left_empty(tmpdir)
     assert f"wrote {output}" in done.stdout
     assert decode_all_frames(str(output)).shape == (3, 64, 64, 3)
     assert "Optimize Motion Embedding" in done.stderr and "loss" in done.stderr, "progress bar with the loss"
@@ -66,9 +86,10 @@ def test_demo_runs_the_whole_graph_on_the_toy_model_and_says_so(tmp_path):
     import cv2
 
     from reenact_toy import toy_demo
-    output = tmp_path / "demo.mp4"
-    done = run_cli("--demo", "--output", str(output), timeout=900)
+    output, tmpdir = tmp_path / "demo.mp4", scratch(tmp_path)
+    done = run_cli("--demo", "--output", str(output), timeout=900, tmpdir=tmpdir)
     assert done.returncode == 0, done.stderr[-3000:]
+    assert_left_empty(tmpdir)  # the private ComfyUI's folders, models and output included
     assert toy_demo.LABEL in done.stdout
     frames = decode_all_frames(str(output))
     assert frames.shape == (8, 128, 128, 3)
@@ -114,3 +135,137 @@ def test_the_demo_never_replaces_a_file_in_a_users_base_directory(tmp_path):
     with pytest.raises(UserError, match="expected .* to be the demo's bundled init or absent, got another file"):
         install_init(str(tmp_path))
     assert placed.read_bytes() == b"the user's own embedding"
+
+
+def write_embedding(path, frames: int, dim: int, seed: int):
+    """A motion embedding file at exactly `path` (save_embedding adds a counter); returns its tokens."""
+    import torch
+
+    from reenact_core.embedding_file import save_embedding
+    from reenact_core.motion_embedding import MotionEmbedding
+    tokens = torch.randn(frames + 1, 2, dim, generator=torch.Generator().manual_seed(seed))
+    os.replace(save_embedding(MotionEmbedding(tokens, {"steps": 1}), str(path.parent), "scratch"), path)
+    return tokens
+
+
+def test_embedding_applies_the_given_file_not_an_older_one_of_the_same_name(tmp_path):
+    """The server already holds an older motion.safetensors in models/motion_embeddings/reenact_cli/, made for
+    another model (dim 768: Apply Motion Embedding refuses it against SVD's 1024). The run must apply the given
+    file's tokens (so it succeeds) and leave the older file as it was."""
+    from reenact_core.embedding_file import load_embedding
+    from reenact_testkit.server_env import prepare_base_directory
+    _, image = media(tmp_path)
+    base = prepare_base_directory(str(tmp_path / "comfy_base"), PACK_ROOT)
+    older = tmp_path / "comfy_base" / "models" / "motion_embeddings" / "reenact_cli" / "motion.safetensors"
+    older.parent.mkdir(parents=True)
+    write_embedding(older, frames=3, dim=768, seed=1)
+    older_bytes = older.read_bytes()
+    given = tmp_path / "mine" / "motion.safetensors"
+    given.parent.mkdir()
+    tokens = write_embedding(given, frames=3, dim=1024, seed=2)
+    output, tmpdir = tmp_path / "out.mp4", scratch(tmp_path)
+    done = run_cli("--embedding", str(given), "--image", image, "--start-server", "--cpu", "--base-directory", base,
+                   "--frames", "3", "--width", "64", "--height", "64", "--sampler-steps", "2",
+                   "--output", str(output), timeout=900, tmpdir=tmpdir)
+    assert done.returncode == 0, done.stderr[-3000:]
+    placed = older.parent / "motion_00001.safetensors"
+    assert f"-> the server's models/motion_embeddings/reenact_cli/{placed.name}" in done.stdout, done.stdout
+    assert placed.read_bytes() == given.read_bytes()
+    assert load_embedding(str(placed)).tokens.equal(tokens)
+    assert older.read_bytes() == older_bytes, "the older file of the same name is left as it was"
+    assert decode_all_frames(str(output)).shape == (3, 64, 64, 3)
+    assert_left_empty(tmpdir)
+
+
+def test_an_embedding_is_placed_once_per_content_and_never_over_another_file(tmp_path):
+    """place_embedding: the same bytes reuse their copy (no pile of duplicates), other bytes under the same name
+    get the next free number; no file already there changes."""
+    from reenact_cli.run import place_embedding
+    folder = tmp_path / "server_models"
+    folder.mkdir()
+    (folder / "wave.safetensors").write_bytes(b"the user's own wave")
+    (folder / "wave_00001.safetensors").write_bytes(b"an earlier run's wave")
+    mine = tmp_path / "wave.safetensors"
+    mine.write_bytes(b"my wave")
+    first = place_embedding(str(mine), str(folder))
+    assert os.path.basename(first) == "wave_00002.safetensors"
+    assert place_embedding(str(mine), str(folder)) == first, "expected the identical copy reused"
+    mine.write_bytes(b"my wave, trained longer")
+    assert os.path.basename(place_embedding(str(mine), str(folder))) == "wave_00003.safetensors"
+    assert (folder / "wave.safetensors").read_bytes() == b"the user's own wave"
+    assert (folder / "wave_00001.safetensors").read_bytes() == b"an earlier run's wave"
+    assert (folder / "wave_00002.safetensors").read_bytes() == b"my wave"
+    (folder / "wave.safetensors").write_bytes(b"my wave, trained longer")   # an identical file by the plain name
+    assert os.path.basename(place_embedding(str(mine), str(folder))) in ("wave.safetensors", "wave_00003.safetensors")
+    assert sorted(os.listdir(folder)) == [f"wave{n}.safetensors" for n in ("", "_00001", "_00002", "_00003")]
+
+
+def comfyui_processes(base) -> list[int]:
+    """Ids of running processes whose command line names `base` (a ComfyUI started with that base directory)."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if str(base).encode() in f.read():
+                    found.append(int(pid))
+        except OSError:
+            pass
+    return found
+
+
+def wait_until(condition, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"expected {what} within {timeout:.0f} s, got nothing"
+        time.sleep(0.2)
+
+
+def test_ctrl_c_while_the_server_starts_leaves_no_folder_and_no_server(tmp_path):
+    """Ctrl-C (SIGINT to the command alone, as `kill -INT` sends it) while its ComfyUI boots: exit 130, no
+    traceback, the temporary folder removed and the started ComfyUI stopped."""
+    video, image = media(tmp_path)
+    base, tmpdir = tmp_path / "comfy_base", scratch(tmp_path)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "reenact_cli.run", "--reference", video, "--image", image, "--start-server", "--cpu",
+         "--base-directory", str(base)], cwd=PACK_ROOT, env=dict(os.environ, TMPDIR=str(tmpdir)), text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # a background pytest may ignore SIGINT
+    try:
+        wait_until(lambda: [p for p in comfyui_processes(base) if p != process.pid], 120, "a ComfyUI process")
+        assert os.listdir(tmpdir), "expected the command's temporary folder while it runs, got none"
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 130, stderr[-3000:]
+    assert "Traceback" not in stderr, stderr[-3000:]
+    assert_left_empty(tmpdir)
+    wait_until(lambda: not comfyui_processes(base), 30, "the started ComfyUI to be gone")
+
+
+@pytest.mark.parametrize("blocked,expected,not_expected", [
+    ("cv2", "--demo needs the Python module cv2, which is not installed here", "git clone"),
+    ("reenact_toy", "--demo needs a git clone of the repository: this copy has no reenact_toy", "Python module"),
+    ("reenact_cli.demo", "--demo needs a git clone of the repository: this copy has no reenact_cli.demo",
+     "Python module"),
+])
+def test_demo_names_the_missing_module_and_asks_for_a_git_clone_only_for_git_only_parts(blocked, expected,
+                                                                                        not_expected):
+    """A module set to None in sys.modules fails to import as a missing one does (ModuleNotFoundError)."""
+    code = f"import sys; sys.modules[{blocked!r}] = None; from reenact_cli.run import main; main(['--demo'])"
+    done = subprocess.run([sys.executable, "-c", code], cwd=PACK_ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr[-3000:]
+    assert expected in done.stderr, f"expected {expected!r}, got {done.stderr!r}"
+    assert not_expected not in done.stderr, f"expected no {not_expected!r}, got {done.stderr!r}"
+
+
+def test_the_git_only_modules_are_the_python_modules_comfyignore_leaves_out():
+    """run.GIT_ONLY_MODULES decides the "needs a git clone" message; .comfyignore decides what is published."""
+    from reenact_cli.run import GIT_ONLY_MODULES
+    with open(os.path.join(PACK_ROOT, ".comfyignore")) as f:
+        anchored = [line.strip().strip("/") for line in f if line.startswith("/")]
+    modules = {entry[:-3].replace("/", ".") for entry in anchored if entry.endswith(".py")}
+    modules |= {entry.replace("/", ".") for entry in anchored
+                if os.path.isfile(os.path.join(PACK_ROOT, entry, "__init__.py"))}
+    assert set(GIT_ONLY_MODULES) == modules, f"expected {sorted(modules)} (from .comfyignore), got {GIT_ONLY_MODULES}"

@@ -1,5 +1,6 @@
 """LoadMotionReference fed a core VIDEO: from ComfyUI's own Load Video (a file, read as a stream, only the selected
-frames decoded) and Create Video (frames in memory), and a prompt with Load Video validating with the file empty."""
+frames decoded), edited by Trim Video or a crop (read as edited), and Create Video (frames in memory), and a prompt
+with Load Video validating with the file empty."""
 import asyncio
 import io
 
@@ -10,15 +11,25 @@ import torch
 import execution
 import nodes as comfy_nodes
 from comfy_api.latest import InputImpl
+from comfy_extras import nodes_video
 from comfy_extras.nodes_video import CreateVideo, LoadVideo
 
+from comfyui_version import __version__ as COMFYUI_VERSION
 from conftest import run_node
-from test_video_reading import NODE_DEFAULTS, count_decoded_frames, frame_colour, write_mp4
+from test_video_reading import NODE_DEFAULTS, count_decoded_frames, frame_colour, write_frames, write_mp4
+
+TrimVideo = getattr(nodes_video, "VideoSlice", None)  # core "Trim Video"; ComfyUI 0.3.x has none
+needs_trim_video = pytest.mark.skipif(TrimVideo is None, reason=f"ComfyUI {COMFYUI_VERSION} has no Trim Video "
+                                                                f"(comfy_extras.nodes_video.VideoSlice) to test")
+needs_crop = pytest.mark.skipif(not hasattr(InputImpl.VideoFromFile, "as_cropped"),
+                                reason=f"ComfyUI {COMFYUI_VERSION} cannot crop a VIDEO (VideoFromFile has no "
+                                       f"as_cropped; Load Video's crop edit came later)")
 
 
 def core_video(node, **inputs):
-    """The VIDEO a core node outputs."""
-    return node.execute(**inputs).args[0]
+    """The VIDEO a core node outputs, called as the executor calls it (its FUNCTION, in inference mode)."""
+    with torch.inference_mode():
+        return getattr(node, node.FUNCTION)(**inputs).args[0]
 
 
 def load(video_input=None, video="", **overrides):
@@ -118,6 +129,72 @@ def test_too_few_frames_without_a_count_in_the_header(tmp_folders):
     frames, fps, _, name = load(core_video(LoadVideo, file="short.webm"), frame_count=3, stride=2)
     assert name == "short.webm" and fps == pytest.approx(10.0)
     assert (centre_colours(frames) - expected_colours((0, 2, 4))).abs().max() <= 12
+
+
+def trimmed(file, **trim):
+    """Load Video -> core Trim Video, as a user wires them: the VIDEO Load Motion Reference receives."""
+    return core_video(TrimVideo, video=core_video(LoadVideo, file=file),
+                      **{"start_time": 0.0, "duration": 0.0, "strict_duration": False, **trim})
+
+
+@pytest.fixture()
+def four_seconds(tmp_folders):
+    """100 frames at 25 fps, each its own colour: frame i starts at i / 25 s."""
+    write_mp4(tmp_folders / "input" / "clip.mp4", 100, 64, 64, fps=25.0)
+    return "clip.mp4"
+
+
+@needs_trim_video
+def test_trim_video_start_is_where_frame_zero_is(four_seconds, monkeypatch, no_whole_decode):
+    """Trimmed to start at 2 s, frame 0 is the file's frame 50: the same pixels as frames 50-53 read from the
+    file, found by seeking, not by decoding the 50 frames before them."""
+    from_file = load(video=four_seconds, start_frame=50)[0]
+    decoded = count_decoded_frames(monkeypatch)
+    frames, fps, clip_fps, name = load(trimmed(four_seconds, start_time=2.0))
+    assert (centre_colours(frames) - expected_colours(range(50, 54))).abs().max() <= 12
+    assert torch.equal(frames, from_file), "the file's own frames 50-53, decoded the same way"
+    assert (fps, clip_fps, name) == (25.0, 25.0, "clip.mp4")
+    assert len(decoded) < 20, f"expected a seek to the key frame before 2 s, got {len(decoded)} frames decoded"
+
+
+@needs_trim_video
+def test_start_frame_and_stride_count_from_the_trim_start(four_seconds):
+    frames, *_ = load(trimmed(four_seconds, start_time=2.0), start_frame=1, stride=2)
+    assert (centre_colours(frames) - expected_colours((51, 53, 55, 57))).abs().max() <= 12
+
+
+@needs_trim_video
+def test_negative_trim_start_counts_from_the_end(four_seconds):
+    """Trim Video's start -1 s on a 4 s clip: the last second, frames 75 on."""
+    frames, *_ = load(trimmed(four_seconds, start_time=-1.0))
+    assert (centre_colours(frames) - expected_colours(range(75, 79))).abs().max() <= 12
+
+
+@needs_trim_video
+def test_trim_duration_too_short_for_the_selection_names_the_window(four_seconds):
+    """0.1 s from 2 s holds frames 50, 51 and 52 only: four frames is the usual clear error, naming the window,
+    and three are read."""
+    video = trimmed(four_seconds, start_time=2.0, duration=0.1)
+    with pytest.raises(ValueError, match=r"expected 4 frames from frame 0, every 1 frame\(s\) \(source 25 fps\), "
+                                         r"but clip.mp4 \(trimmed to 0.1 s from 2 s\) has only 3 frames, which "
+                                         r"gives 3: lower"):
+        load(video)
+    frames, *_ = load(video, frame_count=3)
+    assert (centre_colours(frames) - expected_colours((50, 51, 52))).abs().max() <= 12
+
+
+@needs_crop
+def test_a_cropped_trimmed_video_is_read_as_cropped(tmp_folders):
+    """Newer ComfyUI crops a VIDEO (Load Video's edit, Crop Video) while decoding it: the right half of a frame
+    whose left half is black must come out with no black in it, and a trim before the crop still holds."""
+    left_black = [np.concatenate([np.zeros((64, 64, 3), np.uint8), np.tile(frame_colour(i), (64, 64, 1))], 1)
+                  for i in range(100)]
+    write_frames(tmp_folders / "input" / "halves.mp4", left_black, fps=25.0)
+    video = trimmed("halves.mp4", start_time=2.0).as_cropped(64, 0, 64, 64)
+    frames, fps, _, name = load(video, width=64, height=64, resize_mode="stretch")
+    assert frames.shape == (4, 64, 64, 3) and fps == 25.0 and name == "halves.mp4"
+    colours = expected_colours(range(50, 54))[:, None, None, :]
+    assert ((frames[:, 8:-8, 8:-8] * 255).round() - colours).abs().max() <= 12, "the right half only, frames 50-53"
 
 
 @pytest.fixture()

@@ -1,7 +1,7 @@
 """LoadMotionReference on real files encoded here: mp4 and gif, odd sizes, too few frames, only the selected frames
 decoded, portrait phone video upright."""
 
-import cv2
+import av
 import numpy as np
 import pytest
 import torch
@@ -19,11 +19,25 @@ def frame_colour(i):
 
 
 def write_mp4(path, frames, width, height, fps=10.0):
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
-    assert writer.isOpened()
-    for i in range(frames):
-        writer.write(np.tile(frame_colour(i)[::-1], (height, width, 1)))  # BGR
-    writer.release()
+    """MPEG-4 part 2 (mp4v) in mp4, one solid colour a frame, written by PyAV."""
+    write_frames(path, (np.tile(frame_colour(i), (height, width, 1)) for i in range(frames)), fps)
+
+
+def write_frames(path, images, fps=10.0, codec="mpeg4"):
+    """(H, W, 3) uint8 RGB images as a video with timestamps i / fps; the header records the frame count."""
+    from fractions import Fraction
+    rate = Fraction(fps).limit_denominator(1000)
+    with av.open(str(path), "w") as container:
+        stream = None
+        for i, image in enumerate(images):
+            if stream is None:
+                stream = container.add_stream(codec, rate=rate)
+                stream.height, stream.width = image.shape[:2]
+                stream.pix_fmt = "yuv420p"
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
+            frame.pts, frame.time_base = i, 1 / rate
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
 
 
 def write_gif(path, frames, width, height):
@@ -178,15 +192,12 @@ def rotate_in_header(path, quarter_turn):
 
 def test_portrait_phone_video_comes_upright(tmp_folders):
     """A 96x64 recording with a 90-degree display matrix is read 64 wide and 96 high, turned clockwise, as players
-    (and OpenCV, the reader before PyAV) show it."""
+    show it."""
     from reenact_core.video_frames import FrameSelection, read_video_frames
     path = tmp_folders / "input" / "portrait.mp4"
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, (96, 64))
-    for _ in range(3):
-        frame = np.zeros((64, 96, 3), np.uint8)
-        frame[:16, :16] = 255  # white square at the stored top-left
-        writer.write(frame)
-    writer.release()
+    frame = np.zeros((64, 96, 3), np.uint8)
+    frame[:16, :16] = 255  # white square at the stored top-left
+    write_frames(path, [frame] * 3)
     rotate_in_header(path, 1)
     frames, _ = read_video_frames(str(path), FrameSelection(count=2))
     assert frames.shape == (2, 96, 64, 3)
