@@ -13,6 +13,7 @@ from ..reenact_core.inversion_job import NO_RESUME, RunFiles, load_resume, inver
 from ..reenact_core.loss_plot import loss_curve_image
 from ..reenact_core.memory_mode import MEMORY_MODES, compile_problem
 from ..reenact_core.motion_preview import PREVIEW_STEPS
+from ..reenact_core.non_dynamic import non_dynamic
 from ..reenact_core.model_checks import (model_fingerprint, require_embedding_fits, require_latents_fit,
                                          require_svd, require_vae_for)
 from ..reenact_core.precision import PRECISIONS
@@ -143,6 +144,7 @@ class OptimizeMotionEmbedding(io.ComfyNode):
         require_vae_for(model, vae)
         require_embedding_fits(model, init_embedding)
         require_matching_frames(init_embedding.frames, reference.shape[0])
+        model = non_dynamic(model)  # after the cheap checks: the first delegate of a MODEL is loaded from disk
         settings = InversionSettings(steps=steps, learning_rate=learning_rate, weight_decay=weight_decay,
                                      warmup_steps=warmup_steps, lr_schedule=lr_schedule, seed=seed,
                                      sigma_log_mean=sigma_log_mean, sigma_log_std=sigma_log_std, fps=fps,
