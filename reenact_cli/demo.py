@@ -12,11 +12,11 @@ import os
 import shutil
 import sys
 
-import cv2
+from PIL import Image
 
 import reenact_toy
+from reenact_core.video_frames import decode_all_frames
 from reenact_toy import toy_demo
-from reenact_toy.video_frames import decode_all_frames
 
 from .api_client import ComfyClient
 from .session import (EXIT_RUN_FAILED, FAILURES, UserError, download_video, follow, report_server_failure,
@@ -116,8 +116,7 @@ def demo_on(server, args, spec) -> int:
     score = toy_demo.score_frames(result, spec)
     picture = os.path.splitext(video)[0] + "_side_by_side.png"
     reference_frames = read_frames(os.path.join(toy_demo.ASSETS, toy_demo.REFERENCE))
-    cv2.imwrite(picture, cv2.cvtColor(toy_demo.side_by_side(reference_frames, result, spec, score),
-                                      cv2.COLOR_RGB2BGR))
+    Image.fromarray(toy_demo.side_by_side(reference_frames, result, spec, score)).save(picture)
     print(f"wrote {video}\nwrote {picture}")
     print(f"toy motion score: mean path error {score['mean_err']:.2f} latent px, end error "
           f"{score['end_err']:.2f} px: {'matches' if score['matches'] else 'does not match'} the reference's "

@@ -10,9 +10,9 @@ import json
 import os
 import tempfile
 
-import cv2
 import numpy as np
 import torch
+from PIL import Image
 
 from reenact_toy import toy_codec, toy_world
 from reenact_toy.toy_demo import ASSETS, INIT, LABEL, REFERENCE, SIZE, SPEC, TARGET
@@ -45,7 +45,7 @@ def write_assets(folder=ASSETS):
     reference, target = demo_videos()
     write_h264(os.path.join(folder, REFERENCE), to_uint8(toy_codec.latents_to_pixels(reference.latents)), FPS)
     first = to_uint8(toy_codec.latents_to_pixels(target.latents[:1]))[0]
-    cv2.imwrite(os.path.join(folder, TARGET), cv2.cvtColor(first, cv2.COLOR_RGB2BGR))
+    Image.fromarray(first).save(os.path.join(folder, TARGET))
     init = MotionEmbedding(init_tokens(toy_world.FRAMES, 1, SEED), {"init": "toy-null", "model": "toy SVD (demo)"})
     with tempfile.TemporaryDirectory() as scratch:
         os.replace(save_embedding(init, scratch, "toy_init"), os.path.join(folder, INIT))

@@ -1,39 +1,50 @@
 """Small synthetic media files for end-to-end runs: a moving square video and a still target image.
 
-decode_all_frames is the demo's reader (reenact_toy/video_frames.py), imported here for the tests.
+decode_all_frames is the product's own all-frames reader (reenact_core/video_frames.py), imported here for the
+tests. Pictures are drawn with numpy and Pillow, videos written with PyAV: no OpenCV.
 """
-import cv2
 import numpy as np
+from PIL import Image, ImageDraw
 
-from reenact_toy.video_frames import decode_all_frames  # noqa: F401
+from reenact_core.video_frames import decode_all_frames  # noqa: F401
 
 
-def moving_square_frames(count=8, size=(96, 64), step=4, colour=(40, 200, 90)) -> list[np.ndarray]:
-    """BGR frames of a square sliding right on a grey background: a motion a person can see."""
+def moving_square_frames(count=8, size=(96, 64), step=4, colour=(90, 200, 40)) -> list[np.ndarray]:
+    """RGB frames of a square sliding right on a grey background: a motion a person can see."""
     width, height = size
     frames = []
     for i in range(count):
         frame = np.full((height, width, 3), 128, np.uint8)
         x = 8 + i * step
-        cv2.rectangle(frame, (x, height // 3), (x + height // 3, 2 * height // 3), colour, -1)
+        frame[height // 3:2 * height // 3 + 1, x:x + height // 3 + 1] = colour  # edges inclusive
         frames.append(frame)
     return frames
 
 
 def write_video(path: str, frames: list[np.ndarray], fps: float = 8.0) -> str:
+    """RGB frames as an MPEG-4 part 2 (mp4v) mp4, frame i at i / fps, the frame count in its header."""
+    import av
+    from fractions import Fraction
+    rate = Fraction(fps).limit_denominator(1000)
     height, width = frames[0].shape[:2]
-    writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
-    for frame in frames:
-        writer.write(frame)
-    writer.release()
+    with av.open(path, "w") as out:
+        stream = out.add_stream("mpeg4", rate=rate)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        for i, image in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
+            frame.pts, frame.time_base = i, 1 / rate
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
     return path
 
 
-def write_target_image(path: str, size=(96, 64), colour=(200, 60, 60)) -> str:
+def write_target_image(path: str, size=(96, 64), colour=(60, 60, 200)) -> str:
+    """An RGB disc on dark grey, saved in the format the path's extension names."""
     width, height = size
-    image = np.full((height, width, 3), 90, np.uint8)
-    cv2.circle(image, (width // 3, height // 2), height // 4, colour, -1)
-    cv2.imwrite(path, image)
+    image = Image.new("RGB", (width, height), (90, 90, 90))
+    cx, cy, r = width // 3, height // 2, height // 4
+    ImageDraw.Draw(image).ellipse((cx - r, cy - r, cx + r, cy + r), fill=colour)
+    image.save(path)
     return path
 
 

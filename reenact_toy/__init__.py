@@ -8,8 +8,9 @@ testkit. So the toy lives here and imports nothing from reenact_cli or reenact_t
 - toy_svd, small_unet: ComfyUI's own SVD classes shrunk to 2.2 M parameters; toy_svd.safetensors, its weights;
 - toy_codec: the toy's VAE (an exact 8x codec inside ComfyUI's VAE wrapper);
 - comfy_nodes: the demo-only ComfyUI nodes (toy loader, toy conditioning);
-- toy_demo, demo_assets/, video_frames: the demo's bundled inputs, how its result is read, scored and shown.
-  reenact_testkit/make_demo_assets.py regenerates demo_assets/.
+- toy_demo, demo_assets/: the demo's bundled inputs, how its result is scored and shown (the result is read
+  by the nodes' own reader, reenact_core.video_frames.decode_all_frames). reenact_testkit/make_demo_assets.py
+  regenerates demo_assets/.
 
 The demo links this folder into its private ComfyUI's custom_nodes, and ComfyUI loads it by path as a
 package, so the nodes reach the toy by relative imports and nothing edits sys.path. The entry point below

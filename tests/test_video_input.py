@@ -183,6 +183,56 @@ def test_trim_duration_too_short_for_the_selection_names_the_window(four_seconds
     assert (centre_colours(frames) - expected_colours((50, 51, 52))).abs().max() <= 12
 
 
+def count_demuxed_video_packets(monkeypatch) -> list:
+    """Video packets ComfyUI's own decoding (get_components: demux, then decode each packet) reads, one frame each
+    in these files, counted by wrapping av.open."""
+    import av
+    demuxed, real_open = [], av.open
+
+    class Counting:
+        def __init__(self, inner):
+            self.inner = inner
+
+        def demux(self, *args, **kwargs):
+            for packet in self.inner.demux(*args, **kwargs):
+                if packet.stream.type == "video" and packet.size:
+                    demuxed.append(packet.pts)
+                yield packet
+
+        def __enter__(self):
+            self.inner.__enter__()
+            return self
+
+        def __exit__(self, *exc):
+            return self.inner.__exit__(*exc)
+
+        def __getattr__(self, name):
+            return getattr(self.inner, name)
+
+    monkeypatch.setattr(av, "open", lambda *args, **kwargs: Counting(real_open(*args, **kwargs)))
+    return demuxed
+
+
+@needs_trim_video
+def test_comfy_decoding_cut_short_gives_the_stream_readers_frames(pack, four_seconds, monkeypatch):
+    """A cropped VIDEO is decoded by ComfyUI itself (its crop is in no stream), cut by as_trimmed just past the last
+    selected frame. Run on a trimmed one here: the same frames as the stream reader, the frames after the last
+    selected one not read, and a shorter trim not made longer."""
+    import importlib
+    load_reference = importlib.import_module(f"{pack.__name__}.nodes.load_reference")
+    video = trimmed(four_seconds, start_time=2.0)
+    from_stream = load(video, start_frame=1, stride=2)[0]
+    demuxed = count_demuxed_video_packets(monkeypatch)
+    selection = load_reference.FrameSelection(1, 4, 2)
+    frames, fps = load_reference.read_through_comfy(video, selection, load_reference.trim_window(video), "clip.mp4")
+    assert fps == 25.0 and (frames - from_stream).abs().max() <= 3 / 255, "ComfyUI's decoding and the reader agree"
+    assert 0 < len(demuxed) < 20, f"expected reading to stop near frame 58, got {len(demuxed)} frames demuxed"
+    short = trimmed(four_seconds, start_time=2.0, duration=0.2)  # frames 50-54: too few for frame 57
+    with pytest.raises(ValueError, match=r"but clip.mp4 has only 5 frames, which gives 2"):
+        load_reference.read_through_comfy(short, selection, load_reference.trim_window(short), "clip.mp4")
+
+
+@needs_trim_video
 @needs_crop
 def test_a_cropped_trimmed_video_is_read_as_cropped(tmp_folders):
     """Newer ComfyUI crops a VIDEO (Load Video's edit, Crop Video) while decoding it: the right half of a frame
