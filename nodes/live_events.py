@@ -37,11 +37,19 @@ class LossEvents:
         if step >= self.total or time.monotonic() - self.last_sent >= SEND_INTERVAL_S:
             self.send()
 
-    def send(self, reset: bool = False) -> None:
+    def held_out(self, step: int, loss: float) -> None:
+        """A held-out evaluation: sent at once with what is pending (one every few dozen steps)."""
+        self.send(held_out=[[step, loss if math.isfinite(loss) else None]])
+
+    def stopped(self, step: int, reason: str) -> None:
+        self.send(stopped={"step": step, "reason": reason})
+
+    def send(self, reset: bool = False, **extra) -> None:
+        """`extra`: held_out [[step, loss|null]] and stopped {step, reason}, as web/js/loss_curve.js reads them."""
         if self.server is None:
             return
         self.server.send_sync(LOSS_EVENT, {"node": self.node_id, "prompt_id": self.prompt_id, "total": self.total,
-                                           "reset": reset, "points": self.pending}, self.server.client_id)
+                                           "reset": reset, "points": self.pending, **extra}, self.server.client_id)
         self.pending = []
         self.last_sent = time.monotonic()
 

@@ -8,7 +8,7 @@ from comfy_api.latest import io
 
 from ..reenact_core.layer_wrappers import CHECKPOINTING_MODES, COMPILE_MODES
 from ..reenact_core.errors import ReenactError
-from ..reenact_core.inversion import LR_SCHEDULES, InversionSettings, RunStats, require_matching_frames
+from ..reenact_core.inversion import DEFAULTS, LR_SCHEDULES, InversionSettings, RunStats, require_matching_frames
 from ..reenact_core.inversion_job import NO_RESUME, RunFiles, load_resume, invert_motion_with_files, run_name_problem
 from ..reenact_core.loss_plot import loss_curve_image
 from ..reenact_core.memory_mode import MEMORY_MODES, compile_problem
@@ -28,6 +28,24 @@ from .validation import at_most_problem, declared_problem, first_problem
 
 def embeddings_folder() -> str:
     return folder_paths.get_folder_paths(EMBEDDINGS_FOLDER)[0]
+
+
+def stop_problem(stop_when_learned, held_out_every) -> str | None:
+    """Stopping reads the held-out loss, so it needs one."""
+    if stop_when_learned and held_out_every is not None and held_out_every <= 0:
+        return (f"expected held_out_every above 0 when stop_when_learned is on (stopping reads the held-out loss), "
+                f"got {held_out_every}")
+    return None
+
+
+def run_outcome(stats: RunStats) -> dict:
+    """What the embedding's metadata keeps of the held-out loss and of a stop."""
+    outcome = {}
+    if stats.held_out:
+        outcome.update(held_out=[[step, loss] for step, loss in stats.held_out], held_out_loss=stats.held_out[-1][1])
+    if stats.stopped_at is not None:
+        outcome.update(stopped_at=stats.stopped_at, stop_reason=stats.stop_reason)
+    return outcome
 
 
 def resume_options() -> list[str]:
@@ -111,6 +129,21 @@ class OptimizeMotionEmbedding(io.ComfyNode):
                 io.Image.Input("preview_image", optional=True,
                                tooltip="The image the previews animate (its first frame, cropped to the "
                                        "reference's size). Default: the reference's first frame."),
+                io.Int.Input("held_out_every", default=DEFAULTS.held_out_every, min=0, max=100_000, optional=True,
+                             tooltip="Every this many steps (and at the start and the end), evaluate the loss at "
+                                     f"{DEFAULTS.held_out_draws} fixed noise levels and noises: unlike the training "
+                                     "loss it moves only when the motion does. Drawn on the loss curve; 0 = off. "
+                                     "Its cost: benchmarks/toy/README.md."),
+                io.Boolean.Input("stop_when_learned", default=DEFAULTS.stop_when_learned, optional=True,
+                                 tooltip="End the run once the held-out loss has improved by less than "
+                                         "stop_min_improvement over the last stop_patience evaluations; steps is "
+                                         "then the most it may take. The evidence for the rule and the default: "
+                                         "benchmarks/toy/README.md."),
+                io.Int.Input("stop_patience", default=DEFAULTS.stop_patience, min=1, max=1000, optional=True,
+                             tooltip="Held-out evaluations without enough improvement before the run stops."),
+                io.Float.Input("stop_min_improvement", default=DEFAULTS.stop_min_improvement, min=0.0, max=0.5,
+                               step=0.001, optional=True,
+                               tooltip="The relative improvement of the best held-out loss that counts as progress."),
             ],
             outputs=[MotionEmbeddingType.Output("motion_embedding"), io.Image.Output("loss_curve")],
             hidden=[io.Hidden.unique_id],
@@ -119,7 +152,8 @@ class OptimizeMotionEmbedding(io.ComfyNode):
     @classmethod
     def validate_inputs(cls, steps, warmup_steps, learning_rate, sigma_log_mean, sigma_log_std,
                         augmentation_level, weight_decay, gradient_checkpointing, lr_schedule, precision=None,
-                        memory_mode=None, compile=None, resume=None, run_name=None):
+                        memory_mode=None, compile=None, resume=None, run_name=None, held_out_every=None,
+                        stop_when_learned=None):
         """NaN, combo options, a warm-up longer than the run and an unsafe run name (validation.py says why
         these are the node's); ComfyUI checks every other input."""
         return first_problem(
@@ -130,14 +164,17 @@ class OptimizeMotionEmbedding(io.ComfyNode):
                              precision=precision, memory_mode=memory_mode, compile=compile, resume=resume),
             at_most_problem("warmup_steps", warmup_steps, "steps", steps),
             compile_problem(gradient_checkpointing, compile or "off") if memory_mode != "low_vram" else None,
-            run_name_problem(run_name) if run_name is not None else None)
+            run_name_problem(run_name) if run_name is not None else None,
+            stop_problem(stop_when_learned, held_out_every))
 
     @classmethod
     def execute(cls, model, vae, reference, init_embedding, steps, learning_rate, seed, sigma_log_mean,
                 sigma_log_std, augmentation_level, fps, motion_bucket_id, gradient_checkpointing,
                 lr_schedule="constant", warmup_steps=0, weight_decay=0.01, precision="auto", memory_mode="balanced",
                 compile="off", source_name="", run_name="motion", save_every=0, keep_checkpoints=3,
-                resume=NO_RESUME, preview_every=0, preview_image=None) -> io.NodeOutput:
+                resume=NO_RESUME, preview_every=0, preview_image=None, held_out_every=DEFAULTS.held_out_every,
+                stop_when_learned=DEFAULTS.stop_when_learned, stop_patience=DEFAULTS.stop_patience,
+                stop_min_improvement=DEFAULTS.stop_min_improvement) -> io.NodeOutput:
         if problem := size_problem(reference.shape[2], reference.shape[1]):
             raise ReenactError(problem)
         require_svd(model)
@@ -150,7 +187,9 @@ class OptimizeMotionEmbedding(io.ComfyNode):
                                      sigma_log_mean=sigma_log_mean, sigma_log_std=sigma_log_std, fps=fps,
                                      motion_bucket_id=motion_bucket_id, augmentation_level=augmentation_level,
                                      checkpointing=gradient_checkpointing, precision=precision,
-                                     memory_mode=memory_mode, compile=compile)
+                                     memory_mode=memory_mode, compile=compile, held_out_every=held_out_every,
+                                     stop_when_learned=stop_when_learned, stop_patience=stop_patience,
+                                     stop_min_improvement=stop_min_improvement)
         files = RunFiles(embeddings_folder(), run_name, save_every, keep_checkpoints, resume or NO_RESUME)
         fingerprint, reference_fingerprint = model_fingerprint(model), tensor_fingerprint(reference)
         resumed, settings = load_resume(files, settings, fingerprint, reference_fingerprint,
@@ -177,10 +216,16 @@ class OptimizeMotionEmbedding(io.ComfyNode):
         stats = RunStats()
         tokens, losses, _ = invert_motion_with_files(model, latents, condition_latent, init_embedding.tokens,
                                                      settings, files, fingerprint, reference_fingerprint, resumed,
-                                                     on_step, metadata, stats, preview_every, on_preview)
+                                                     on_step, metadata, stats, preview_every, on_preview,
+                                                     lambda step, total, loss: loss_events.held_out(step, loss))
         if stats.preview_seconds:
             logging.info("Reenact Anything: %s", stats.describe_previews())
+        if stats.held_out_seconds:
+            logging.info("Reenact Anything: %s", stats.describe_held_out())
+        if stats.stopped_at is not None:
+            loss_events.stopped(stats.stopped_at, stats.stop_reason)
+            progress.update_absolute(steps, steps)
         result = init_embedding.replace(
-            tokens, **dict(metadata, steps=int(init_embedding.metadata.get("steps", 0)) + steps,
-                           final_loss=losses[-1]))
-        return io.NodeOutput(result, loss_curve_image(losses))
+            tokens, **dict(metadata, steps=int(init_embedding.metadata.get("steps", 0)) + (stats.stopped_at or steps),
+                           final_loss=losses[-1], **run_outcome(stats)))
+        return io.NodeOutput(result, loss_curve_image(losses, held_out=stats.held_out, stopped_at=stats.stopped_at))

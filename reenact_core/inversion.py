@@ -18,7 +18,7 @@ import logging
 import math
 import statistics
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Callable
 
 import torch
@@ -29,32 +29,60 @@ from comfy.sampler_helpers import convert_cond
 
 from .backward_ready import prepared_for_backward
 from .errors import ReenactError
+from .held_out import StopRule, held_out_draws, held_out_loss
 from .layer_wrappers import CompileReport
 from .memory_mode import free_other_models, plan_run
 from .motion_conditioning import conditioning_with_motion, svd_base_conditioning
 from .precision import computing_in, loss_scaler
 
 
+SAME_ON_RESUME = {"resume": "same"}  # a field whose change makes a resumed run another optimisation problem
+
+
+def problem_field(default):
+    return field(default=default, metadata=SAME_ON_RESUME)
+
+
 @dataclass(frozen=True)
 class InversionSettings:
+    """Every setting of one inversion, with its default: the node's schema, the CLI, the demo and the benchmarks
+    read defaults from here. Fields made with problem_field define the optimisation problem, so a resumed run
+    must keep the checkpoint's values (run_checkpoints.py derives its check from them)."""
     steps: int = 1000
     learning_rate: float = 1e-2
     weight_decay: float = 0.01
     warmup_steps: int = 0
     lr_schedule: str = "constant"
     seed: int = 0
-    sigma_log_mean: float = 0.7
-    sigma_log_std: float = 1.6
-    fps: int = 6
-    motion_bucket_id: int = 127
-    augmentation_level: float = 0.0
+    sigma_log_mean: float = problem_field(0.7)
+    sigma_log_std: float = problem_field(1.6)
+    fps: int = problem_field(6)
+    motion_bucket_id: int = problem_field(127)
+    augmentation_level: float = problem_field(0.0)
     checkpointing: str = "blocks"
     precision: str = "auto"
     memory_mode: str = "balanced"
     compile: str = "off"
+    held_out_every: int = 50  # evaluate the held-out loss every this many steps (held_out.py); 0 = never
+    held_out_draws: int = problem_field(4)  # its fixed (sigma, noise) draws; a resumed history needs the same
+    stop_when_learned: bool = False  # end the run once the held-out loss stops improving (StopRule)
+    stop_patience: int = 4  # StopRule.patience, in held-out evaluations
+    stop_min_improvement: float = 0.01  # StopRule.min_improvement, relative
 
     def as_dict(self):
         return asdict(self)
+
+    @classmethod
+    def same_on_resume(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in fields(cls) if f.metadata.get("resume") == "same")
+
+    def stop_rule(self) -> StopRule | None:
+        if not self.stop_when_learned or self.held_out_every <= 0:
+            return None
+        return StopRule(self.stop_patience, self.stop_min_improvement)
+
+
+DEFAULTS = InversionSettings()
 
 
 LR_SCHEDULES = ("constant", "cosine")
@@ -140,6 +168,7 @@ class RunState:
     scaler: dict
     rng_state: torch.Tensor
     losses: list
+    held_out: list = field(default_factory=list)  # [(step, held-out loss), ...]
 
 
 CheckpointCallback = Callable[[RunState], None]
@@ -153,6 +182,16 @@ class RunStats:
     step_seconds: list = field(default_factory=list)
     compile: CompileReport | None = None
     preview_seconds: list = field(default_factory=list)
+    held_out: list = field(default_factory=list)  # [(step, held-out loss), ...], a resumed run's earlier ones too
+    held_out_seconds: list = field(default_factory=list)
+    stopped_at: int | None = None  # the step a stop rule ended the run at
+    stop_reason: str | None = None
+
+    def describe_held_out(self) -> str:
+        """What the held-out evaluations cost, as a share of the run's time."""
+        spent, stepping = sum(self.held_out_seconds), sum(self.step_seconds)
+        return (f"{len(self.held_out_seconds)} held-out evaluations took {spent:.1f} s, "
+                f"{100 * spent / max(spent + stepping, 1e-9):.1f}% of the run")
 
     @property
     def compile_seconds(self) -> float | None:
@@ -188,11 +227,12 @@ class NonFiniteLoss(ReenactError):
         self.losses = losses
 
 
-def _snapshot(step, tokens, optimizer, scaler, generator, losses) -> RunState:
+def _snapshot(step, tokens, optimizer, scaler, generator, losses, held_out) -> RunState:
     state = optimizer.state.get(tokens, {})
     return RunState(step=step, tokens=tokens.detach().cpu().clone(),
                     optimizer={k: v.detach().cpu().clone() for k, v in state.items()},
-                    scaler=dict(scaler.state_dict()), rng_state=generator.get_state(), losses=list(losses))
+                    scaler=dict(scaler.state_dict()), rng_state=generator.get_state(), losses=list(losses),
+                    held_out=list(held_out))
 
 
 def _restore(resume: RunState, tokens, optimizer, scaler, generator):
@@ -257,27 +297,33 @@ def _optimisation_step(objective: DenoisingObjective, model_conds, tokens, optim
     return loss.item()
 
 
-def segment_ends(first: int, steps: int, every: int) -> list[int]:
-    """Where a run from step `first` to `steps` pauses: after every `every`-th step (0 = never) and at its end."""
-    ends = list(range((first // every + 1) * every, steps, every)) if every > 0 else []
-    return [*ends, steps]
+def segment_ends(first: int, steps: int, *every: int) -> list[int]:
+    """Where a run from step `first` to `steps` pauses: after every multiple of each period in `every` (0 = never)
+    and at its end."""
+    ends = {end for e in every if e > 0 for end in range((first // e + 1) * e, steps, e)}
+    return [*sorted(ends), steps]
 
 
 def invert_motion(model_patcher, reference_latents, condition_latent, init_tokens,
                   settings: InversionSettings, on_step: StepCallback | None = None,
                   resume: RunState | None = None, save_every: int = 0,
                   on_checkpoint: CheckpointCallback | None = None, stats: RunStats | None = None,
-                  preview_every: int = 0, on_preview: PreviewCallback | None = None):
+                  preview_every: int = 0, on_preview: PreviewCallback | None = None,
+                  on_held_out: StepCallback | None = None):
     """Optimise motion tokens (F+1, N, D) so the frozen SVD denoises the reference video.
 
     Returns (tokens on CPU in fp32, per-step losses). The MODEL's outputs are unchanged afterwards,
     whether the run ends, raises or is cancelled (on_step may raise to cancel).
     `resume` continues a run from its saved state, bit for bit on a CPU; `on_checkpoint` gets the
     state every `save_every` steps (0 = never). A non-finite loss raises NonFiniteLoss with the last
-    tokens whose loss was finite. `stats`, when given, gets the step times and the compile report.
-    `on_preview(step, tokens)` runs after every `preview_every`-th step (0 = never), between steps,
-    with the MODEL as the user has it: the run's layer wrappers and compute dtype are taken off for it and
-    put back after, so a preview can sample and decode (and ComfyUI may unload the UNet meanwhile).
+    tokens whose loss was finite. `stats`, when given, gets the step times, the compile report, the held-out
+    losses and where a stop rule ended the run.
+    Between steps, with the MODEL as the user has it (the run's layer wrappers and compute dtype are taken off and
+    put back after, so ComfyUI may even unload the UNet meanwhile):
+    - every `settings.held_out_every` steps, at the start and at the end, the held-out loss (held_out.py) is
+      evaluated and passed to `on_held_out(step, steps, loss)`; with `settings.stop_when_learned` the run ends
+      there once the loss has stopped improving (a checkpoint is written then, when checkpoints are on);
+    - `on_preview(step, tokens)` runs after every `preview_every`-th step (0 = never).
     """
     require_matching_frames(init_tokens.shape[0] - 1, reference_latents.shape[0])
     if resume is not None:
@@ -289,6 +335,11 @@ def invert_motion(model_patcher, reference_latents, condition_latent, init_token
     comfy.model_management.load_models_gpu([model_patcher])
     objective = DenoisingObjective(model_patcher, reference_latents, condition_latent, settings)
     generator = torch.Generator().manual_seed(settings.seed)
+    stop_rule = settings.stop_rule()
+    every = settings.held_out_every
+    draws = held_out_draws(settings.seed, settings.held_out_draws, objective.x0.shape, settings,
+                           objective.model.model_sampling) if every > 0 else []
+    stats = stats if stats is not None else RunStats()
     with torch.inference_mode(False), torch.enable_grad():
         start = init_tokens if resume is None else resume.tokens
         tokens = start.detach().clone().to(objective.device, torch.float32).requires_grad_(True)
@@ -297,13 +348,24 @@ def invert_motion(model_patcher, reference_latents, condition_latent, init_token
         first, losses = 0, []
         if resume is not None:
             _restore(resume, tokens, optimizer, scaler, generator)
-            first, losses = resume.step, list(resume.losses)
-        stats = stats if stats is not None else RunStats()
+            first, losses, stats.held_out = resume.step, list(resume.losses), [tuple(p) for p in resume.held_out]
+
+        def evaluate(step: int) -> None:
+            if not draws or (stats.held_out and stats.held_out[-1][0] == step):
+                return
+            started = time.perf_counter()
+            comfy.model_management.load_models_gpu([model_patcher])
+            stats.held_out.append((step, held_out_loss(objective, tokens, draws)))
+            stats.held_out_seconds.append(time.perf_counter() - started)
+            if on_held_out is not None:
+                on_held_out(step, settings.steps, stats.held_out[-1][1])
+
         if plan.compile:
             logging.info("Reenact Anything: compiling the UNet's layers with torch.compile; the first step takes "
                          "longer, later runs in this process reuse the compiled graphs")
+        evaluate(first)
         done, compile_reports = first, []
-        for end in segment_ends(first, settings.steps, preview_every if on_preview else 0):
+        for end in segment_ends(first, settings.steps, preview_every if on_preview else 0, every):
             comfy.model_management.load_models_gpu([model_patcher])  # a preview's VAE decode may have unloaded it
             with prepared_for_backward(objective.model.diffusion_model, plan.checkpointing, plan.compile,
                                        plan.offload_to_cpu) as compile_report, \
@@ -316,10 +378,20 @@ def invert_motion(model_patcher, reference_latents, condition_latent, init_token
                                                      settings, plan, step, losses))
                     stats.step_seconds.append(time.perf_counter() - started)
                     if save_every > 0 and on_checkpoint is not None and (step + 1) % save_every == 0:
-                        on_checkpoint(_snapshot(step + 1, tokens, optimizer, scaler, generator, losses))
+                        on_checkpoint(_snapshot(step + 1, tokens, optimizer, scaler, generator, losses,
+                                                stats.held_out))
                     if on_step is not None:
                         on_step(step + 1, settings.steps, losses[-1])
                 done = end
+            if every > 0 and (end % every == 0 or end == settings.steps):
+                evaluate(end)
+                reason = stop_rule.reason(stats.held_out, every) if stop_rule and end < settings.steps else None
+                if reason is not None:
+                    stats.stopped_at, stats.stop_reason = end, reason
+                    logging.info("Reenact Anything: stopped at step %d of %d: %s", end, settings.steps, reason)
+                    if save_every > 0 and on_checkpoint is not None and end % save_every != 0:
+                        on_checkpoint(_snapshot(end, tokens, optimizer, scaler, generator, losses, stats.held_out))
+                    break
             if on_preview is not None and preview_every > 0 and end % preview_every == 0:
                 started = time.perf_counter()
                 on_preview(end, tokens.detach().cpu().clone())

@@ -68,9 +68,9 @@ def invert_motion_with_files(model_patcher, reference_latents, condition_latent,
                              settings: InversionSettings, files: RunFiles, model_fingerprint: str,
                              reference_fingerprint: str, resume: Resume | None = None, on_step=None,
                              rescue_metadata: dict | None = None, stats: RunStats | None = None,
-                             preview_every: int = 0, on_preview=None):
+                             preview_every: int = 0, on_preview=None, on_held_out=None):
     """invert_motion plus checkpoint files and the overflow rescue; returns (tokens, losses, run folder or None).
-    `stats`, `preview_every` and `on_preview` go to invert_motion."""
+    `stats`, `preview_every`, `on_preview` and `on_held_out` go to invert_motion."""
     run_folder = None
     header = run_header(settings, model_fingerprint, reference_fingerprint, files.run_name,
                         resume.name if resume else None)
@@ -84,7 +84,7 @@ def invert_motion_with_files(model_patcher, reference_latents, condition_latent,
     try:
         tokens, losses = invert_motion(model_patcher, reference_latents, condition_latent, init_tokens, settings,
                                        on_step, resume.state if resume else None, files.save_every, on_checkpoint,
-                                       stats, preview_every, on_preview)
+                                       stats, preview_every, on_preview, on_held_out)
     except NonFiniteLoss as e:
         meta = dict(rescue_metadata or {})
         meta.update(steps=int(meta.get("steps", 0)) + e.good_steps, rescued="non-finite loss",

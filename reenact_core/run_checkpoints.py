@@ -8,8 +8,8 @@ pickle). Each run, new or resumed, writes into a fresh folder checkpoints/<run n
 file is ever overwritten and pruning only touches that run's own files.
 
 Resuming checks what would make the continued run a different optimisation problem (the model, the
-reference video, the embedding's shape, the noise and conditioning settings) and names every
-difference. Learning rate, schedule, precision and memory settings may change on resume: switching
+reference video, the embedding's shape, and the settings InversionSettings marks as the problem's: noise,
+conditioning, the held-out draws) and names every difference. Learning rate, schedule, precision and memory settings may change on resume: switching
 to bf16 or a lower learning rate is the remedy for an overflow.
 """
 import json
@@ -20,7 +20,7 @@ import torch
 
 from .embedding_file import RUN_CHECKPOINT_FORMAT, TENSOR_KEY, safe_prefix
 from .errors import ReenactError
-from .inversion import InversionSettings, RunState, require_steps_beyond
+from .inversion import DEFAULTS, InversionSettings, RunState, require_steps_beyond
 from .safe_files import create_empty, read_safetensors, reserve_numbered, short_fingerprint, write_reserved
 
 FORMAT_NAME = RUN_CHECKPOINT_FORMAT
@@ -28,7 +28,7 @@ FORMAT_VERSION = 1
 CHECKPOINTS_SUBFOLDER = "checkpoints"
 STEP_FILE = re.compile(r"step_(\d{6,})\.safetensors$")
 # Settings that define the optimisation problem: a resumed run must use the checkpoint's values.
-PROBLEM_SETTINGS = ("sigma_log_mean", "sigma_log_std", "fps", "motion_bucket_id", "augmentation_level")
+PROBLEM_SETTINGS = InversionSettings.same_on_resume()
 
 
 def tensor_fingerprint(t: torch.Tensor) -> str:
@@ -63,7 +63,8 @@ def save_checkpoint(state: RunState, run_folder: str, header: dict, keep: int) -
     path = os.path.join(run_folder, f"step_{state.step:06}.safetensors")
     tensors = {TENSOR_KEY: state.tokens.float().contiguous(),
                "rng_state": state.rng_state.contiguous(),
-               "losses": torch.tensor(state.losses, dtype=torch.float64)}
+               "losses": torch.tensor(state.losses, dtype=torch.float64),
+               "held_out": torch.tensor(state.held_out, dtype=torch.float64).reshape(-1, 2)}
     tensors.update({f"adamw.{k}": v.contiguous() for k, v in state.optimizer.items()})
     frames, tokens, dim = state.tokens.shape
     meta = dict(header, step=state.step, scaler=state.scaler, frames=frames - 1, tokens=tokens, dim=dim)
@@ -85,7 +86,9 @@ def load_checkpoint(path: str) -> tuple[RunState, dict]:
     state = RunState(step=int(header["step"]), tokens=tensors[TENSOR_KEY],
                      optimizer={k.removeprefix("adamw."): v for k, v in tensors.items() if k.startswith("adamw.")},
                      scaler=header.get("scaler") or {}, rng_state=tensors["rng_state"],
-                     losses=tensors["losses"].tolist())
+                     losses=tensors["losses"].tolist(),
+                     held_out=[(int(step), loss) for step, loss in tensors["held_out"].tolist()]
+                     if "held_out" in tensors else [])
     return state, header
 
 
@@ -102,8 +105,9 @@ def resume_differences(header: dict, state: RunState, settings: InversionSetting
     saved = header.get("settings", {})
     now = settings.as_dict()
     for key in PROBLEM_SETTINGS:
-        if saved.get(key) != now[key]:
-            diffs.append(f"{key} (checkpoint {saved.get(key)}, now {now[key]})")
+        was = saved.get(key, getattr(DEFAULTS, key))  # a setting newer than the checkpoint had its default
+        if was != now[key]:
+            diffs.append(f"{key} (checkpoint {was}, now {now[key]})")
     if header.get("model") != model_fingerprint:
         diffs.append(f"model (checkpoint {header.get('model')}, now {model_fingerprint})")
     if header.get("reference") != reference_fingerprint:

@@ -31,3 +31,21 @@ def test_frame_and_labels():
     assert image[230:, 40:200].min() < 0.3, "the step and last loss under the frame"
     empty = loss_curve_image([])[0]
     assert empty[50:200, 50:480].min() == 1.0, "no losses yet: an empty white frame"
+
+
+def blue_pixels(image):
+    pixels = (image * 255).round()
+    return (pixels[..., 2] > 180) & (pixels[..., 0] < 80) & (pixels[..., 1] < 130)
+
+
+def test_held_out_points_are_blue_dots_at_their_steps_and_values():
+    """Held-out losses at steps 1 and 61, at the top and the bottom of a 1000-to-1 log range: dots in the
+    frame's left-top and right-bottom corners, none elsewhere."""
+    losses = list(10 ** np.linspace(3, 0, 61))
+    image = loss_curve_image(losses, held_out=[(1, 1000.0), (61, 1.0)], stopped_at=61)[0]
+    blue = torch.nonzero(blue_pixels(image)).float()
+    assert len(blue) > 0, "no held-out dots drawn"
+    left, right = blue[blue[:, 1] < 256], blue[blue[:, 1] >= 256]
+    assert abs(left[:, 0].mean() - 10) <= 4 and abs(left[:, 1].mean() - 40) <= 4, left.mean(0)
+    assert abs(right[:, 0].mean() - 216) <= 4 and abs(right[:, 1].mean() - 502) <= 4, right.mean(0)
+    assert not blue_pixels(loss_curve_image(losses)[0]).any(), "no held-out loss, no dots"

@@ -3,6 +3,7 @@
 The interrupted run is stopped with ComfyUI's own interrupt flag, as the Cancel button does.
 """
 import os
+from dataclasses import replace
 
 import pytest
 import safetensors
@@ -11,7 +12,10 @@ import torch
 import comfy.model_management as mm
 from conftest import run_node
 from helpers import cancel_at_check, optimize_inputs
+from reenact_core.inversion import InversionSettings
+from reenact_core.inversion_job import RunFiles, load_resume
 from reenact_core.motion_embedding import MotionEmbedding
+from reenact_core.run_checkpoints import load_checkpoint
 
 FRAMES, STEPS = 4, 4
 
@@ -150,3 +154,25 @@ def test_non_finite_loss_keeps_the_last_good_embedding(tmp_folders, small_svd, s
     one_step, _ = run_node("OptimizeMotionEmbedding", **dict(bad, steps=1))
     assert torch.equal(rescued.tokens, one_step.tokens)
     assert rescued.metadata["steps"] == 1 and rescued.metadata["rescued"] == "non-finite loss"
+
+
+def changed(value):
+    """Another valid value of a setting's type."""
+    return (not value) if isinstance(value, bool) else value + 1 if isinstance(value, int) else value + 0.25
+
+
+@pytest.mark.parametrize("name", InversionSettings.same_on_resume())
+def test_resume_refuses_every_changed_problem_setting(saved_checkpoint, tmp_folders, name):
+    """Generated from the settings object: each field marked as the problem's, changed, is named and refused."""
+    settings = replace(InversionSettings(), seed=0)
+    files = RunFiles(str(tmp_folders / "embeddings"), resume=saved_checkpoint)
+    _, header = load_checkpoint(str(tmp_folders / "embeddings" / saved_checkpoint))
+    saved = replace(settings, **{k: header["settings"][k] for k in InversionSettings.same_on_resume()}, steps=20)
+    other = replace(saved, **{name: changed(getattr(saved, name))})
+    with pytest.raises(ValueError, match=rf"differs in: {name} \(checkpoint {getattr(saved, name)}, now "):
+        load_resume(files, other, header["model"], header["reference"], tuple(header_shape(header)))
+    load_resume(files, saved, header["model"], header["reference"], tuple(header_shape(header)))  # unchanged: fine
+
+
+def header_shape(header):
+    return header["frames"] + 1, header["tokens"], header["dim"]

@@ -1,0 +1,132 @@
+"""How many steps a motion takes to learn on the toy world, per noise-level distribution, and what stopping on
+the held-out loss saves (issue: "a learned motion in minutes").
+
+For each sigma distribution, case and seed, one run of --max-steps with the held-out loss every --every steps and
+no stop; the tokens at each evaluation are sampled on the case's target and scored. Since evaluating never changes
+the optimisation (tests/test_held_out.py), that one trajectory gives: the fixed runs of 100, 400 and 1000 steps
+(constant learning rate), the step where the stop rule would end the run, and the first of MILESTONES whose motion
+matches. Prints a markdown table and, last, one JSON line.
+
+    python benchmarks/toy/time_to_motion.py                     # the README's table
+    python benchmarks/toy/time_to_motion.py --cases 1 --seeds 0 --max-steps 50 --every 25 --fixed 50   # smoke
+"""
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from dataclasses import replace
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, ROOT)
+from reenact_cli.locate import setup_comfyui  # noqa: E402
+
+setup_comfyui()
+import torch  # noqa: E402
+
+from reenact_core.held_out import StopRule  # noqa: E402
+from reenact_core.inversion import invert_motion  # noqa: E402
+from reenact_testkit import toy_fidelity  # noqa: E402
+from reenact_toy import toy_svd  # noqa: E402
+
+DISTRIBUTIONS = {  # name: (log mean, log std) of sigma
+    "ours": (0.7, 1.6),          # median 2.0, SVD's training recipe
+    "peer": (2.8, 1.6),          # the public re-implementation's median of about 16 (its spread assumed ours)
+    "high": (2.0, 0.8),          # favours high noise: median 7.4, 95% within 1.5-35
+}
+
+
+def trajectory(patcher, case, settings):
+    """{step: tokens} at every held-out evaluation, and the held-out history, of one run without a stop."""
+    ref = case.reference.latents
+    snapshots, history = {}, []
+    init = toy_fidelity.init_tokens(ref.shape[0], 1, settings.seed)
+    snapshots[0] = init.clone()
+    invert_motion(patcher, ref, ref[:1], init, settings, preview_every=settings.held_out_every,
+                  on_preview=lambda step, tokens: snapshots.__setitem__(step, tokens),
+                  on_held_out=lambda step, total, loss: history.append((step, loss)))
+    return snapshots, history
+
+
+def stop_step(history, every, rule: StopRule, max_steps):
+    """Where a run with stop_when_learned would have ended: the first evaluation the rule fires at."""
+    for i in range(1, len(history) + 1):
+        if history[i - 1][0] < max_steps and rule.reason(history[:i], every):
+            return history[i - 1][0]
+    return max_steps
+
+
+def scored(patcher, case, tokens, seed):
+    sampled = toy_svd.sample_video(patcher, case.target.latents[:1], tokens, seed)
+    return toy_fidelity.score(sampled, case)
+
+
+MILESTONES = (25, 50, 100, 200, 400, 1000)  # where "first matching step" looks (sampling is the costly part)
+
+
+def one_run(patcher, case, settings, fixed, rule, sample_seed):
+    snapshots, history = trajectory(patcher, case, settings)
+    stopped = stop_step(history, settings.held_out_every, rule, settings.steps)
+    steps = sorted({s for s in (*MILESTONES, *fixed, stopped) if s in snapshots})
+    scores = {step: scored(patcher, case, snapshots[step], sample_seed) for step in steps}
+    first_match = next((s for s in steps if scores[s]["match"] and s in MILESTONES), None)
+    row = {"first_match": first_match, "stop": stopped, "held_out": history,
+           "stop_match": scores[stopped]["match"], "stop_err": scores[stopped]["mean_err"]}
+    for n in fixed:
+        row[f"match_{n}"], row[f"err_{n}"] = scores[n]["match"], scores[n]["mean_err"]
+    return row
+
+
+def spread(values):
+    values = [float(v) for v in values]
+    return f"{statistics.mean(values):.2f} ({min(values):.2f}-{max(values):.2f})"
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cases", type=int, default=4)
+    parser.add_argument("--case-seed", type=int, default=60_000)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--max-steps", type=int, default=1000)
+    parser.add_argument("--every", type=int, default=25)
+    parser.add_argument("--fixed", type=int, nargs="+", default=[100, 400, 1000])
+    parser.add_argument("--distributions", nargs="+", default=list(DISTRIBUTIONS))
+    parser.add_argument("--patience", type=int, default=StopRule.patience)
+    parser.add_argument("--min-improvement", type=float, default=StopRule.min_improvement)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    import comfy.utils
+    comfy.utils.PROGRESS_BAR_ENABLED = False
+    patcher = toy_svd.load_toy_svd()
+    cases = toy_fidelity.make_cases(args.cases, args.case_seed)
+    rule = StopRule(args.patience, args.min_improvement)
+    results, started = {}, time.perf_counter()
+    for name in args.distributions:
+        mean, std = DISTRIBUTIONS[name]
+        rows = []
+        for seed in args.seeds:
+            for i, case in enumerate(cases):
+                settings = replace(toy_fidelity.DEFAULT_SETTINGS, steps=args.max_steps, seed=seed,
+                                   sigma_log_mean=mean, sigma_log_std=std, held_out_every=args.every)
+                rows.append(dict(one_run(patcher, case, settings, args.fixed, rule, args.case_seed + i),
+                                 case=case.reference.label, seed=seed))
+        results[name] = rows
+        print(f"{name}: {len(rows)} runs, {time.perf_counter() - started:.0f} s so far", file=sys.stderr)
+    print(f"| sigma (log mean, std) | first matching step | stop: step / matches / path err | "
+          + " | ".join(f"{n} steps: matches / path err" for n in args.fixed) + " |")
+    print("|---" * (3 + len(args.fixed)) + "|")
+    for name, rows in results.items():
+        firsts = [r["first_match"] for r in rows if r["first_match"] is not None]
+        cells = [f"{name} {DISTRIBUTIONS[name]}",
+                 f"{spread(firsts) if firsts else 'none'} ({len(firsts)}/{len(rows)} ever match)",
+                 f"{spread(r['stop'] for r in rows)} / {sum(r['stop_match'] for r in rows)}/{len(rows)} / "
+                 f"{spread(r['stop_err'] for r in rows)}"]
+        cells += [f"{sum(r[f'match_{n}'] for r in rows)}/{len(rows)} / {spread(r[f'err_{n}'] for r in rows)}"
+                  for n in args.fixed]
+        print("| " + " | ".join(cells) + " |")
+    print(json.dumps({"args": vars(args), "seconds": round(time.perf_counter() - started, 1), "results": results}))
+
+
+if __name__ == "__main__":
+    main()
