@@ -3,8 +3,9 @@
 One browser session checks: the page loads with no console errors, the pack's nodes are registered and found in the
 node library, the frontend converts every bundled workflow to the same API prompt as reenact_cli does, the
 live loss curve receives a point per step while a run queued from the page goes on, the motion preview arrives on
-the node during that run, and the curve finds the optimiser
-inside a subgraph and keeps only the running prompt's points. Screenshots are kept in test-artifacts/ (or
+the node during that run, the panel showing both is on the node in the classic canvas and in Nodes 2.0 (Vue
+nodes), and the curve finds the optimiser inside a subgraph, keeps only the running prompt's points and draws the
+optional held-out series and early stop. Screenshots are kept in test-artifacts/ (or
 $REENACT_ARTIFACTS).
 """
 import json
@@ -141,8 +142,30 @@ def test_live_loss_curve_gets_a_point_per_step(browser_report):
     points = browser_report["lossPoints"]
     assert [p[0] for p in points] == list(range(1, CURVE_STEPS + 1))
     assert all(isinstance(p[1], (int, float)) and p[1] > 0 for p in points)
-    for shot in ("loss_curve.png", "workflow.png"):
+    for shot in ("loss_curve.png", "loss_curve_nodes2.png", "workflow.png"):
         assert os.path.getsize(os.path.join(ARTIFACTS, shot)) > 20_000, shot
+
+
+@pytest.mark.parametrize("mode", ["classic", "nodes2"])
+def test_live_panel_shows_on_the_node_in_each_mode(browser_report, mode):
+    """The panel is a DOM widget: in the classic canvas the frontend lays it over the node, in Nodes 2.0 (Vue
+    nodes) it sits inside the node's own element. Either way it is on the page, once, with the preview above the
+    curve and the curve's canvas holding one drawn point per step."""
+    panel = browser_report["panels"][mode]
+    assert panel["vueNodes"] is (mode == "nodes2"), "the page was not in the mode under test"
+    assert panel["shown"] and panel["curveShown"] and panel["imageShown"], panel
+    assert panel["panelsOnPage"] == 1, "one optimiser, one panel"
+    if mode == "nodes2":
+        assert panel["inVueNode"] == panel["nodeId"], "the panel is not inside the optimiser's Vue node"
+    else:
+        assert panel["inVueNode"] is None
+    assert panel["drawn"]["points"] == str(CURVE_STEPS), panel["drawn"]
+    assert panel["canvasPixels"][0] >= panel["curve"]["width"] > 150, "the curve's canvas was not drawn at its size"
+    image, curve = panel["image"], panel["curve"]
+    assert image["width"] > 100 and image["height"] > 100, "the preview is not shown large enough to see"
+    assert image["y"] + image["height"] <= curve["y"], "the preview overlaps the loss curve"
+    root = panel["root"]
+    assert root["y"] <= image["y"] and curve["y"] + curve["height"] <= root["y"] + root["height"] + 1
 
 
 def test_motion_preview_arrives_on_the_node_while_the_run_goes_on(browser_report):
@@ -155,16 +178,17 @@ def test_motion_preview_arrives_on_the_node_while_the_run_goes_on(browser_report
     assert (preview["naturalWidth"], preview["naturalHeight"]) == (64, 64)
     assert "/view?" in preview["src"] and "type=temp" in preview["src"] and "reenact_preview" in preview["src"]
     assert preview["caption"] == f"motion after step {PREVIEW_EVERY} of {CURVE_STEPS}"
-    drawn = preview["drawn"]
-    assert drawn["width"] > 100 and drawn["height"] > 100, "the preview is not drawn large enough to see"
-    assert drawn["y"] + drawn["height"] < preview["nodeHeight"] - 120, "the preview overlaps the loss curve panel"
     assert os.path.getsize(os.path.join(ARTIFACTS, "motion_preview.png")) > 2_000
 
 
 def test_live_loss_curve_follows_the_running_prompt_inside_a_subgraph(browser_report):
-    """Events fed to the page as the server sends them, for an optimiser turned into a subgraph ("12:5" ids)."""
+    """Events fed to the page as the server sends them, for an optimiser turned into a subgraph ("12:5" ids); later
+    ones carry the optional held-out points (repeated ones kept once) and where the run stopped."""
     seen = browser_report["subgraphCurve"]
     assert seen["otherPrompt"] == [], "an event of a prompt that is not running was drawn"
     assert seen["runningPrompt"] == [[1, 1.0], [2, None], [3, 0.05], [4, 0.002], [5, None], [6, 0.001]]
+    assert seen["withHeldOut"] == {"points": 8, "heldOut": [[2, 0.5], [4, 0.01], [8, 0.002]],
+                                   "stopped": {"step": 8, "reason": "held-out loss rose"}}
+    assert seen["drawn"] == {"points": 8, "heldOut": 3, "legend": True, "stopped": "stopped at step 8"}
     assert seen["nextPrompt"] == [[1, 2.0]], "a new prompt did not start a new curve"
     assert os.path.getsize(os.path.join(ARTIFACTS, "loss_curve_subgraph.png")) > 2_000

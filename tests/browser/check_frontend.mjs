@@ -5,13 +5,35 @@
 // {baselineOnly: true} to only load the page and report its console errors (run against a ComfyUI without the pack).
 // Prints one JSON object on its last line: console errors, registered node types, library text, the frontend's
 // own API conversion of each workflow, the loss points the live curve received, the motion preview shown on the
-// node (preview: the steps it arrived at, its image's size and caption), and what the curve kept of
-// loss events fed to an optimiser inside a subgraph (subgraphCurve).
+// node (preview: the steps it arrived at, its image's size and caption), the live panel as each mode shows it
+// (panels.classic, panels.nodes2: where its preview and curve are on the page, the points the curve drew), and
+// what the curve kept and drew of loss events fed to an optimiser inside a subgraph (subgraphCurve).
 import { chromium } from "playwright-core";
 import fs from "node:fs";
 import path from "node:path";
 
 const [url, artifacts, configPath] = process.argv.slice(2);
+// The frontend's setting for its "Nodes 2.0" mode (Vue nodes), as ComfyUI_frontend's settings name it.
+const VUE_NODES_SETTING = "Comfy.VueNodes.Enabled";
+
+// Run in the page: where the optimiser's live panel is on the page and what it shows (page pixels).
+function panelReport(vueNodesSetting) {
+  const node = window.app.graph._nodes.find((x) => x.type === "OptimizeMotionEmbedding");
+  const panel = node.reenactPanel;
+  const rect = (element) => {
+    const box = element.getBoundingClientRect();
+    return { x: box.x, y: box.y, width: box.width, height: box.height };
+  };
+  const shown = (element) => element.isConnected && element.getClientRects().length > 0 &&
+    getComputedStyle(element).visibility !== "hidden";
+  const vueNode = panel.root.closest("[data-node-id]");
+  return { shown: shown(panel.root), curveShown: shown(panel.curve), imageShown: shown(panel.image),
+           inVueNode: vueNode ? vueNode.getAttribute("data-node-id") : null, nodeId: String(node.id),
+           panelsOnPage: document.querySelectorAll(".reenact-live-panel").length,
+           root: rect(panel.root), curve: rect(panel.curve), image: rect(panel.image),
+           drawn: { ...panel.curve.dataset }, canvasPixels: [panel.curve.width, panel.curve.height],
+           vueNodes: window.app.extensionManager.setting.get(vueNodesSetting) };
+}
 const config = JSON.parse(fs.readFileSync(configPath, "utf8"));
 fs.mkdirSync(artifacts, { recursive: true });
 
@@ -95,36 +117,45 @@ try {
       return panel?.steps.length >= n && panel.image.complete && panel.image.naturalWidth > 0;
     }, previews, { timeout: 120000, polling: 500 });
   }
-  // Fit the whole optimiser node (its widgets and the curve drawn below them) in view, and let the
-  // canvas redraw before the screenshot.
-  await page.evaluate(() => {
-    const node = window.app.graph._nodes.find((x) => x.type === "OptimizeMotionEmbedding");
-    const canvas = window.app.canvas;
-    const scale = Math.min(1.2, (window.innerHeight - 140) / (node.size[1] + 40));
-    canvas.ds.scale = scale;
-    canvas.ds.offset = [500 / scale - node.pos[0], 100 / scale - node.pos[1]];
-    canvas.setDirty(true, true);
-    canvas.draw(true, true);
-  });
-  await page.waitForTimeout(1000);
+  // The live panel in each mode: the classic canvas, then Nodes 2.0 (Vue nodes), whose nodes are DOM elements
+  // that mount the panel's DOM widget inside them. Each: the whole optimiser node in view, a screenshot, and what
+  // the panel shows there (where its parts are on the page, what the curve's canvas drew).
   result.lossPoints = await page.evaluate(() =>
     window.app.graph._nodes.find((x) => x.type === "OptimizeMotionEmbedding").reenactLoss.points);
-  await page.screenshot({ path: path.join(artifacts, "loss_curve.png") });
-  if (previews > 0) {
-    // What the extension drew on the node, and where that is on the page (graph -> canvas -> page pixels).
-    result.preview = await page.evaluate(() => {
+  result.panels = {};
+  for (const [mode, vueNodes, shot] of [["classic", false, "loss_curve.png"], ["nodes2", true, "loss_curve_nodes2.png"]]) {
+    await page.evaluate(([id, on]) => window.app.extensionManager.setting.set(id, on), [VUE_NODES_SETTING, vueNodes]);
+    if (vueNodes) {
+      await page.waitForFunction(() => document.querySelector("[data-node-id] .reenact-live-panel"), null,
+        { timeout: 60000 });
+    }
+    await page.evaluate(() => {
       const node = window.app.graph._nodes.find((x) => x.type === "OptimizeMotionEmbedding");
-      const panel = node.reenactPreview;
-      const ds = window.app.canvas.ds;
-      const rect = window.app.canvas.canvas.getBoundingClientRect();
-      const [x, y] = ds.convertOffsetToCanvas([node.pos[0] + panel.drawn.x, node.pos[1] + panel.drawn.y]);
+      const canvas = window.app.canvas;
+      const scale = Math.min(1.2, (window.innerHeight - 140) / (node.size[1] + 40));
+      canvas.ds.scale = scale;
+      canvas.ds.offset = [500 / scale - node.pos[0], 100 / scale - node.pos[1]];
+      canvas.setDirty(true, true);
+      canvas.draw(true, true);
+    });
+    await page.waitForTimeout(1500);
+    result.panels[mode] = await page.evaluate(panelReport, VUE_NODES_SETTING);
+    await page.screenshot({ path: path.join(artifacts, shot) });
+    if (previews > 0 && !vueNodes) {
+      const box = result.panels[mode].image;
+      await page.screenshot({ path: path.join(artifacts, "motion_preview.png"),
+                              clip: { x: box.x, y: box.y, width: box.width, height: box.height + 20 } });
+    }
+  }
+  await page.evaluate((id) => window.app.extensionManager.setting.set(id, false), VUE_NODES_SETTING);
+  await page.waitForTimeout(500);
+  if (previews > 0) {
+    result.preview = await page.evaluate(() => {
+      const panel = window.app.graph._nodes.find((x) => x.type === "OptimizeMotionEmbedding").reenactPreview;
       return { steps: panel.steps, lossPointsAtPreview: panel.lossPointsAtPreview, src: panel.image.src,
                naturalWidth: panel.image.naturalWidth, naturalHeight: panel.image.naturalHeight,
-               caption: panel.caption, drawn: panel.drawn, nodeHeight: node.size[1],
-               clip: { x: rect.left + x, y: rect.top + y, width: panel.drawn.width * ds.scale,
-                       height: (panel.drawn.height + 20) * ds.scale } };
+               caption: panel.caption };
     });
-    await page.screenshot({ path: path.join(artifacts, "motion_preview.png"), clip: result.preview.clip });
   }
 
   // The curve inside a subgraph, and only for the running prompt: once the queue is idle, the optimiser is
@@ -142,8 +173,8 @@ try {
     const inner = holder.subgraph._nodes.find((x) => x.type === "OptimizeMotionEmbedding");
     const node = `${holder.id}:${inner.id}`;
     const points = () => (inner.reenactLoss?.points ?? []).map((p) => [...p]);
-    const loss = (prompt_id, reset, pts) =>
-      api.dispatchCustomEvent(eventName, { node, prompt_id, total: 6, reset, points: pts });
+    const loss = (prompt_id, reset, pts, extra = {}) =>
+      api.dispatchCustomEvent(eventName, { node, prompt_id, total: 6, reset, points: pts, ...extra });
     const seen = {};
     api.dispatchCustomEvent("execution_start", { prompt_id: "check-a" });
     loss("check-other", true, [[1, 0.5]]);
@@ -151,9 +182,14 @@ try {
     loss("check-a", true, [[1, 1.0], [2, null]]);
     loss("check-a", false, [[3, 0.05], [4, 0.002], [5, null], [6, 0.001]]);
     seen.runningPrompt = points();
+    loss("check-a", false, [[7, 0.0009]], { held_out: [[2, 0.5], [4, 0.01]] });
+    loss("check-a", false, [[8, 0.0008]], { held_out: [[2, 0.5], [4, 0.01], [8, 0.002]],
+                                            stopped: { step: 8, reason: "held-out loss rose" } });
+    seen.withHeldOut = { points: points().length, heldOut: inner.reenactLoss.heldOut.map((p) => [...p]),
+                         stopped: inner.reenactLoss.stopped };
     const canvas = document.createElement("canvas");
-    [canvas.width, canvas.height] = [Math.ceil(inner.size[0]), Math.ceil(inner.size[1])];
-    inner.onDrawForeground(canvas.getContext("2d"), app.canvas);
+    [canvas.width, canvas.height] = [340, 120];
+    seen.drawn = inner.reenactPanel.drawCurveInto(canvas.getContext("2d"), canvas.width, canvas.height);
     seen.png = canvas.toDataURL("image/png");
     api.dispatchCustomEvent("execution_success", { prompt_id: "check-a" });
     api.dispatchCustomEvent("executing", null);

@@ -2,24 +2,19 @@
 // With preview_every > 0, nodes/live_events.py sends PREVIEW_EVENT events {node, prompt_id, step, total,
 // image: {filename, subfolder, type}} while the run goes on: an animated WEBP of the motion learned so far, in
 // ComfyUI's temp folder. ComfyUI's own preview (the progress bar's image) shows one still frame, so this
-// extension loads the animation through /view and draws it on the node, in a panel above the loss curve
-// (loss_curve.js), redrawing while it plays.
+// extension loads the animation through /view into an <img> in the node's live panel (live_panel.js), above the
+// loss curve. The browser plays the animation by itself: nothing redraws the canvas for it.
 import { app } from "../../../scripts/app.js";
 import { api } from "../../../scripts/api.js";
 import { chainCallback, isRunningPrompt, nodeByExecutionId } from "./running_prompt.js";
+import { livePanel, showPreview } from "./live_panel.js";
 
 // JS cannot import reenact_core/events.py: this is the one copy of its PREVIEW_EVENT, and
 // tests/test_pack_loading.py checks that the two agree.
 const PREVIEW_EVENT = "reenact_anything.preview";
 const NODE_TYPE = "OptimizeMotionEmbedding";
-const PREVIEW_HEIGHT = 220;
-const CAPTION_HEIGHT = 16;
-const MARGIN = 10;
-const CURVE_HEIGHT = 120 + MARGIN; // loss_curve.js' panel, which stays at the bottom of the node
-const REDRAW_MS = 100; // an animated image on a canvas shows its current frame only when the canvas redraws
 
-let redrawTimer = null;
-
+// The decoded preview replaces the shown one only once loaded, so the panel never blanks between previews.
 function receive({ detail }) {
   if (!isRunningPrompt(detail.prompt_id)) return;
   const node = nodeByExecutionId(detail.node);
@@ -27,49 +22,28 @@ function receive({ detail }) {
   const { filename, subfolder, type } = detail.image;
   const image = new Image();
   image.onload = () => {
-    const first = !node.reenactPreview;
-    node.reenactPreview = Object.assign(node.reenactPreview ?? { steps: [], lossPointsAtPreview: [] }, {
-      image, caption: `motion after step ${detail.step} of ${detail.total}`,
-    });
+    const panel = livePanel(node);
+    image.className = panel.image.className;
+    image.alt = panel.image.alt;
+    image.style.cssText = panel.image.style.cssText;
+    panel.image.replaceWith(image);
+    panel.image = image;
+    panel.caption.textContent = `motion after step ${detail.step} of ${detail.total}`;
+    node.reenactPreview ??= { steps: [], lossPointsAtPreview: [] };
+    Object.assign(node.reenactPreview, { image, caption: panel.caption.textContent });
     node.reenactPreview.steps.push(detail.step);
     node.reenactPreview.lossPointsAtPreview.push(node.reenactLoss?.points.length ?? 0);
-    if (first) node.setSize([node.size[0], Math.max(node.size[1], node.computeSize()[1])]);
-    redrawTimer ??= setInterval(() => app.graph?.setDirtyCanvas(true, false), REDRAW_MS);
-    node.setDirtyCanvas(true, true);
+    showPreview(node, panel);
   };
   image.src = api.apiURL(`/view?${new URLSearchParams({ filename, subfolder, type })}`);
-}
-
-function drawPreview(node, ctx) {
-  const preview = node.reenactPreview;
-  const top = node.size[1] - CURVE_HEIGHT - PREVIEW_HEIGHT - MARGIN;
-  const width = node.size[0] - 2 * MARGIN;
-  const box = PREVIEW_HEIGHT - CAPTION_HEIGHT;
-  const scale = Math.min(width / preview.image.naturalWidth, box / preview.image.naturalHeight);
-  const [w, h] = [preview.image.naturalWidth * scale, preview.image.naturalHeight * scale];
-  ctx.save();
-  ctx.fillStyle = "#1b1b1b";
-  ctx.fillRect(MARGIN, top, width, PREVIEW_HEIGHT);
-  ctx.drawImage(preview.image, MARGIN + (width - w) / 2, top + (box - h) / 2, w, h);
-  ctx.font = "11px sans-serif";
-  ctx.fillStyle = "#aaa";
-  ctx.textAlign = "center";
-  ctx.fillText(preview.caption, MARGIN + width / 2, top + PREVIEW_HEIGHT - 4);
-  ctx.restore();
-  preview.drawn = { x: MARGIN + (width - w) / 2, y: top + (box - h) / 2, width: w, height: h };
 }
 
 app.registerExtension({
   name: "ReenactAnything.MotionPreview",
   async beforeRegisterNodeDef(nodeType, nodeData) {
     if (nodeData.name !== NODE_TYPE) return;
-    chainCallback(nodeType.prototype, "computeSize", function (size) {
-      if (!this.reenactPreview) return undefined;
-      const [width, height] = size ?? [340, 200];
-      return [width, height + PREVIEW_HEIGHT + MARGIN];
-    });
-    chainCallback(nodeType.prototype, "onDrawForeground", function (_result, ctx) {
-      if (this.reenactPreview && !this.flags?.collapsed) drawPreview(this, ctx);
+    chainCallback(nodeType.prototype, "onNodeCreated", function () {
+      livePanel(this);
     });
   },
   setup() {
