@@ -1,20 +1,34 @@
 #!/usr/bin/env bash
 # Every GPU measurement of the performance issue, in one run of under 8 minutes, on a GPU machine that has
-# PyTorch but no ComfyUI: ours in each mode, the peer in the same call, 25 frames, low_vram, and the profile.
+# PyTorch but no ComfyUI: ours in each mode, the peer in the same call, 25 frames, low_vram, and the profile; and a
+# real ComfyUI server with its default (dynamic VRAM) model loading running the pack (dynamic_vram_server.py).
 #
-#   bash benchmarks/gpu_check.sh OUT_DIR          # on the GPU machine, with .gpu_carry (prepare_gpu_carry.sh)
-#   bash benchmarks/gpu_check.sh OUT_DIR --tiny   # the same code path on a CPU at a tiny size (checks the script)
+#   bash benchmarks/gpu_check.sh OUT_DIR [--tiny] [--only steps|server]
+#     (GPU machine, with .gpu_carry from prepare_gpu_carry.sh: two calls, --only steps then --only server, since
+#      what both need is more than one call may carry; --tiny: the same code path on a CPU at a tiny size)
 #
-# With .gpu_carry/ present it installs the carried wheels into /tmp/site and uses the carried ComfyUI; the peer
-# runs from .gpu_carry/peer_repo with .gpu_carry/wheels_peer (peft hidden in its process, see peer_step.py).
+# With .gpu_carry/ present, under Python 3.12, it unpacks the carried ComfyUI (ComfyUI.tar.gz) to /tmp/carried_comfyui and installs the
+# carried wheels (wheels_comfy, wheels_server) into /tmp/site; the peer runs from .gpu_carry/peer_repo with
+# .gpu_carry/wheels_peer (peft hidden in its process, see peer_step.py).
 # Elsewhere COMFYUI_PATH, PEER_REPO and PEER_SITE say where they are (no peer run without them; PEER_SITE needs
 # the peer's pins plus imageio, which the GPU image has). --tiny uses PyTorch attention, ComfyUI's NVIDIA default.
 # OUT_DIR gets one log per run and results.jsonl (each run's last line, its JSON), then summary.md.
 # Runs are ordered by what matters most; each gets what is left of the deadline (DEADLINE_S, default 450),
-# and a run that would start with less than a minute left is skipped and listed as skipped.
+# and a run that would start with less than a minute left is skipped and listed as skipped. The server run comes
+# last in a run of both; on the GPU it has its own call.
 set -uo pipefail
-out=${1:?"usage: gpu_check.sh OUT_DIR [--tiny]"}
-tiny=${2:-}
+usage="usage: gpu_check.sh OUT_DIR [--tiny] [--only steps|server]"
+out=${1:?$usage}; shift
+tiny=; only=all
+while [ $# -gt 0 ]; do
+  case $1 in
+    --tiny) tiny=--tiny ;;
+    --only) only=${2:-}; shift ;;
+    *) echo "$usage" >&2; exit 2 ;;
+  esac
+  shift
+done
+case $only in all|steps|server) ;; *) echo "$usage" >&2; exit 2 ;; esac
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
 carry="$root/.gpu_carry"
@@ -24,11 +38,17 @@ start=$(date +%s)
 deadline=$((start + ${DEADLINE_S:-450}))
 export PYTHONUNBUFFERED=1
 
-if [ -d "$carry/wheels_comfy" ]; then
+# The carried wheels are built for the GPU image's Python 3.12; elsewhere (a --tiny run here) the local packages serve.
+if [ -f "$carry/ComfyUI.tar.gz" ] && python3 -c 'import sys; sys.exit(sys.version_info[:2] != (3, 12))'; then
   install() { python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target "$@"; }
-  install /tmp/site "$carry"/wheels_comfy/*.whl && install /tmp/peer_site "$carry"/wheels_peer/*.whl || exit 1
-  export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH} COMFYUI_PATH="$carry/ComfyUI"
-  PEER_REPO=${PEER_REPO:-$carry/peer_repo} PEER_SITE=${PEER_SITE:-/tmp/peer_site}
+  rm -rf /tmp/carried_comfyui && mkdir -p /tmp/carried_comfyui \
+    && tar -xzf "$carry/ComfyUI.tar.gz" -C /tmp/carried_comfyui || exit 1
+  install /tmp/site $(ls "$carry"/wheels_comfy/*.whl "$carry"/wheels_server/*.whl 2>/dev/null) || exit 1
+  export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH} COMFYUI_PATH=/tmp/carried_comfyui
+  if [ -d "$carry/wheels_peer" ]; then
+    install /tmp/peer_site "$carry"/wheels_peer/*.whl || exit 1
+    PEER_REPO=${PEER_REPO:-$carry/peer_repo} PEER_SITE=${PEER_SITE:-/tmp/peer_site}
+  fi
 fi
 PEER_REPO=${PEER_REPO:-} PEER_SITE=${PEER_SITE:-}
 # Inductor's on-disk cache lets a later process reuse graphs an earlier one compiled (same shapes).
@@ -75,33 +95,45 @@ run() {  # run NAME COMMAND...: under what is left of the deadline
 }
 ours() { local name=$1; shift; run "$name" python3 "$here/inversion_step.py" --device "$device" "${model[@]}" "$@"; }
 
-# The FLOP counts run on the CPU (meta device) beside the GPU runs; the no-recompute count is the yardstick.
-python3 "$here/count_step.py" "${count14[@]}" --dtype bf16 --checkpointing off blocks layers \
-  > "$out/count14.log" 2>&1 &
-count_pid=$!
-python3 "$here/count_step.py" "${count25[@]}" --dtype bf16 --checkpointing off blocks > "$out/count25.log" 2>&1 &
-count25_pid=$!
+steps() {  # every inversion-step measurement and the peer
+  # The FLOP counts run on the CPU (meta device) beside the GPU runs; the no-recompute count is the yardstick.
+  python3 "$here/count_step.py" "${count14[@]}" --dtype bf16 --checkpointing off blocks layers \
+    > "$out/count14.log" 2>&1 &
+  count_pid=$!
+  python3 "$here/count_step.py" "${count25[@]}" --dtype bf16 --checkpointing off blocks > "$out/count25.log" 2>&1 &
+  count25_pid=$!
 
-if [ -n "$PEER_REPO" ] && [ -n "$PEER_SITE" ]; then
-  run peer env PYTHONPATH="$PEER_SITE${PYTHONPATH:+:$PYTHONPATH}" python3 "$here/peer_step.py" \
-    --peer-repo "$PEER_REPO" --device "$device" "${size14[@]}" "${peer_model[@]}"
-else
-  echo '{"run": "peer", "skipped": "no PEER_REPO / PEER_SITE"}' >> "$out/results.jsonl"
-fi
-wait "$count_pid"; record count14 "$out/count14.log"
-useful=$(python3 -c 'import json,sys; rows=json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])["rows"]
+  if [ -n "$PEER_REPO" ] && [ -n "$PEER_SITE" ]; then
+    run peer env PYTHONPATH="$PEER_SITE${PYTHONPATH:+:$PYTHONPATH}" python3 "$here/peer_step.py" \
+      --peer-repo "$PEER_REPO" --device "$device" "${size14[@]}" "${peer_model[@]}"
+  else
+    echo '{"run": "peer", "skipped": "no PEER_REPO / PEER_SITE"}' >> "$out/results.jsonl"
+  fi
+  wait "$count_pid"; record count14 "$out/count14.log"
+  useful=$(python3 -c 'import json,sys; rows=json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])["rows"]
 print(next(r["tflop_per_step"] for r in rows if r["checkpointing"] == "off"))' "$out/count14.log" 2>/dev/null || echo 0)
-useful_flag=(); [ "$useful" != "0" ] && useful_flag=(--useful-tflop "$useful")
+  useful_flag=(); [ "$useful" != "0" ] && useful_flag=(--useful-tflop "$useful")
 
-ours blocks_eager "${size14[@]}" "${dtype[@]}" --checkpointing blocks "${useful_flag[@]}"
-ours blocks_compiled "${size14[@]}" "${dtype[@]}" --checkpointing blocks --compile --profile "$profile" "${useful_flag[@]}"
-ours budget_compiled "${size14[@]}" "${dtype[@]}" --checkpointing budget --compile "${useful_flag[@]}"
-ours low_vram "${size14[@]}" "${dtype[@]}" --memory-mode low_vram "${useful_flag[@]}"
-wait "$count25_pid"; record count25 "$out/count25.log"
-ours frames25_compiled "${size25[@]}" "${dtype[@]}" --checkpointing blocks --compile
-ours blocks_eager_profile "${size14[@]}" "${dtype[@]}" --checkpointing blocks --steps 1 --warmup 0 --profile "$profile"
-ours low_vram_compiled "${size14[@]}" "${dtype[@]}" --memory-mode low_vram --compile
-ours frames25_budget "${size25[@]}" "${dtype[@]}" --checkpointing budget --compile
+  ours blocks_eager "${size14[@]}" "${dtype[@]}" --checkpointing blocks "${useful_flag[@]}"
+  ours blocks_compiled "${size14[@]}" "${dtype[@]}" --checkpointing blocks --compile --profile "$profile" "${useful_flag[@]}"
+  ours budget_compiled "${size14[@]}" "${dtype[@]}" --checkpointing budget --compile "${useful_flag[@]}"
+  ours low_vram "${size14[@]}" "${dtype[@]}" --memory-mode low_vram "${useful_flag[@]}"
+  wait "$count25_pid"; record count25 "$out/count25.log"
+  ours frames25_compiled "${size25[@]}" "${dtype[@]}" --checkpointing blocks --compile
+  ours blocks_eager_profile "${size14[@]}" "${dtype[@]}" --checkpointing blocks --steps 1 --warmup 0 --profile "$profile"
+  ours low_vram_compiled "${size14[@]}" "${dtype[@]}" --memory-mode low_vram --compile
+  ours frames25_budget "${size25[@]}" "${dtype[@]}" --checkpointing budget --compile
+}
+
+server() {  # the pack on a real ComfyUI server, default model loading (dynamic VRAM on NVIDIA with ComfyUI 0.33+)
+  # each prompt may take a third of what is left after the checkpoint write (~2 min), so the JSON comes out in time
+  local each=$(( ($(left) - 150) / 3 )); [ "$each" -lt 60 ] && each=60
+  run dynamic_vram python3 "$here/dynamic_vram_server.py" ${tiny:+--tiny} --prompt-timeout "$each" \
+    --base-directory /tmp/reenact_dynamic_vram_base
+}
+
+[ "$only" = server ] || steps
+[ "$only" = steps ] || server
 
 python3 "$here/gpu_check_summary.py" "$out/results.jsonl" | tee "$out/summary.md"
 echo "gpu_check: $(( $(date +%s) - start )) s in all"

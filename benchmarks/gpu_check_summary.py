@@ -35,19 +35,40 @@ def rows(results):
                speedup, " ".join(f"{k} {v:.0%}" for k, v in r.get("time_split", {}).items() if k != "total_ms")]
 
 
+def server_table(r):
+    """dynamic_vram_server.py's run: one row per prompt, what the server said (no s/step: whole prompts)."""
+    lines = [f"\nComfyUI {r.get('comfyui_version')} server on {r.get('device_name')}: dynamic VRAM "
+             f"{'enabled' if r.get('dynamic_vram_enabled') else 'off'}, MODEL dynamic: {r.get('dynamic')}, "
+             f"delegate used: {r.get('delegate_used')}, all prompts ok: {r.get('ok')}"
+             + (f"; error: {r['error']}" if r.get("error") else ""),
+             "", "| prompt | status | wall s | most memory used GB | torch reserved GB | dynamic loads | "
+             "ordinary loads | delegate |", "|---|---|---|---|---|---|---|---|"]
+    for name, p in r.get("prompts", {}).items():
+        lines.append(f"| {name} | {p['status']}{': ' + p['error'] if p.get('error') else ''} | {p['wall_s']} | "
+                     f"{p.get('used_gb_max', '-')} | {p.get('torch_reserved_gb_max', '-')} | "
+                     f"{', '.join(p.get('dynamic_loads', [])) or '-'} | {p.get('ordinary_loads', '-')} | "
+                     f"{p.get('delegate_used', '-')} |")
+    return "\n".join(lines)
+
+
 def main(path):
     with open(path) as f:
         results = [json.loads(line) for line in f if line.strip()]
     header = ["run", "s/step", "peak GB", "compile s", "graphs", "breaks", "TFLOP/step (counted)",
               "useful share of bf16 matmul rate", "peer s/step / this", "time split"]
-    print("| " + " | ".join(header) + " |")
-    print("|" + "---|" * len(header))
-    for row in rows(results):
+    table = list(rows(results))
+    if table:  # none in a server-only check
+        print("| " + " | ".join(header) + " |")
+        print("|" + "---|" * len(header))
+    for row in table:
         print("| " + " | ".join(row) + " |")
     for r in results:
         if r.get("failed") or r.get("skipped"):
             print(f"- {r['run']}: {'failed (see its log)' if r.get('failed') else 'skipped: ' + r['skipped']}")
-    device = next((r.get("device_name") for r in results if r.get("device_name")), None)
+    for r in results:
+        if r.get("run") == "dynamic_vram" and not r.get("failed") and not r.get("skipped"):
+            print(server_table(r))
+    device = next((r.get("device_name") for r in results if r.get("bf16_matmul_tflops")), None)
     if device:
         rate = next(r["bf16_matmul_tflops"] for r in results if r.get("bf16_matmul_tflops"))
         print(f"\n{device}, measured bf16 matmul rate {rate} TFLOP/s.")

@@ -320,8 +320,8 @@ def invert_motion(model_patcher, reference_latents, condition_latent, init_token
     losses and where a stop rule ended the run.
     Between steps, with the MODEL as the user has it (the run's layer wrappers and compute dtype are taken off and
     put back after, so ComfyUI may even unload the UNet meanwhile):
-    - every `settings.held_out_every` steps, at the start and at the end, the held-out loss (held_out.py) is
-      evaluated and passed to `on_held_out(step, steps, loss)`; with `settings.stop_when_learned` the run ends
+    - every `settings.held_out_every` steps, at the start and at the end (when the run is at least that long),
+      the held-out loss (held_out.py) is evaluated and passed to `on_held_out(step, steps, loss)`; with `settings.stop_when_learned` the run ends
       there once the loss has stopped improving (a checkpoint is written then, when checkpoints are on);
     - `on_preview(step, tokens)` runs after every `preview_every`-th step (0 = never).
     """
@@ -336,7 +336,8 @@ def invert_motion(model_patcher, reference_latents, condition_latent, init_token
     objective = DenoisingObjective(model_patcher, reference_latents, condition_latent, settings)
     generator = torch.Generator().manual_seed(settings.seed)
     stop_rule = settings.stop_rule()
-    every = settings.held_out_every
+    # A run shorter than one period gets no held-out loss: its start and end evaluations would cost more than it.
+    every = settings.held_out_every if settings.steps - (resume.step if resume else 0) >= settings.held_out_every else 0
     draws = held_out_draws(settings.seed, settings.held_out_draws, objective.x0.shape, settings,
                            objective.model.model_sampling) if every > 0 else []
     stats = stats if stats is not None else RunStats()

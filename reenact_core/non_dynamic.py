@@ -11,6 +11,12 @@ kept by the dynamic patcher (`non_dynamic_delegate_model`), so a second run reus
 UNet in fp16, and the UNet's VRAM while a run goes on (ComfyUI unloads the dynamic copy's resident weights as
 needed). Where ComfyUI has no dynamic loading (CPU, AMD, older ComfyUI, --disable-dynamic-vram), nothing changes.
 """
+import logging
+
+# Logged at each use, so a user (and benchmarks/dynamic_vram_server.py) can see in the server log that the run
+# went through the delegate, and why a second copy of the UNet is in memory.
+DELEGATE_LOG = ("Reenact Anything: the MODEL is loaded with dynamic VRAM (comfy-aimdo); running on its "
+                "non-dynamic delegate (a second copy of the model, kept for later runs)")
 
 
 def is_dynamic(model_patcher) -> bool:
@@ -24,4 +30,5 @@ def non_dynamic(model_patcher):
     ModelPatcher). The patcher passed in is left as it was, apart from ComfyUI's own cache of the delegate."""
     if not is_dynamic(model_patcher):
         return model_patcher
+    logging.info(DELEGATE_LOG)
     return model_patcher.get_non_dynamic_delegate()
