@@ -211,21 +211,23 @@ def run_on(args, server) -> int:
 
 def demo_import_problem(error: ImportError) -> str:
     """What --demo lacks, by name: a git-only part of the repository (GIT_ONLY_MODULES), or an installable module
-    such as cv2, or a library a module needs (an ImportError without a module name, e.g. libGL for cv2)."""
+    such as av, or a library a module needs (an ImportError without a module name, e.g. a missing shared library)."""
     name = error.name or ""
     if isinstance(error, ModuleNotFoundError) and any(name == m or name.startswith(m + ".") for m in GIT_ONLY_MODULES):
         return (f"--demo needs a git clone of the repository: this copy has no {name} "
                 f"(the Registry package leaves the demo and its toy model out)")
     if isinstance(error, ModuleNotFoundError) and name:
-        return (f"--demo needs the Python module {name}, which is not installed here "
-                f"(pip install -r {os.path.join(PACK_ROOT, 'requirements.txt')})")
+        return (f"--demo needs the Python module {name}, which is not installed here (install this pack's "
+                f"requirements.txt and ComfyUI's: pip install -r requirements.txt in each)")
     return f"--demo could not import {name or 'one of its modules'}: {error}"
+
+
 def main(argv=None):
     args = parse_args(argv)
     try:
         if args.demo:
             try:
-                from .demo import run_demo  # here, not at the top: the demo needs torch and cv2, a plain run does not
+                from .demo import run_demo  # here, not at the top: the demo needs torch and PyAV, a plain run does not
             except ImportError as e:  # a Registry install leaves the demo and the toy model out (.comfyignore)
                 sys.exit(report(UserError(demo_import_problem(e))))
             sys.exit(run_demo(args))

@@ -2,7 +2,8 @@
 
 Default: the newest ComfyUI, found as the pack's tools find it (COMFYUI_PATH, the ComfyUI holding this pack,
 ~/ComfyUI). `--floor`: the oldest ComfyUI the pack supports, 0.3.64, which the test run checks too
-(COMFYUI_FLOOR_PATH, else ~/ComfyUI-0.3.64).
+(COMFYUI_FLOOR_PATH, else ~/ComfyUI-0.3.64). `--floor-site`: the folder holding the floor's own frontend and
+templates packages (the newest's do not fit it), put first on PYTHONPATH for the floor's test run.
 """
 import os
 import sys
@@ -29,8 +30,15 @@ def checkout_version(path: str) -> str:
     return "unknown"
 
 
+def floor_site() -> str:
+    """Where scripts/install-dev.sh puts the floor's own frontend and templates packages."""
+    return os.path.expanduser(f"~/.cache/reenact_anything/floor-site-{FLOOR_VERSION}")
+
+
 def main(argv) -> int:
-    if "--floor" in argv:
+    if "--floor-site" in argv:
+        path = floor_site()
+    elif "--floor" in argv:
         path = floor_path()
         if not is_comfyui(path):
             print(HOW_TO_GET_FLOOR.format(path=path), file=sys.stderr)

@@ -11,6 +11,8 @@ cd "$here"
 started=$SECONDS
 COMFYUI_PATH="$newest" python -m pytest tests -q "$@"; newest_rc=$?
 echo "newest ComfyUI ($newest): pytest exit $newest_rc after $(( (SECONDS - started) / 60 )) min"
-COMFYUI_PATH="$floor" python -m pytest tests -q -m floor "$@"; floor_rc=$?
+floor_site="$(python "$here/scripts/find_comfyui.py" --floor-site)"
+PYTHONPATH="$floor_site${PYTHONPATH:+:$PYTHONPATH}" COMFYUI_PATH="$floor" python -m pytest tests -q -m floor "$@"
+floor_rc=$?
 echo "floor ComfyUI ($floor): pytest exit $floor_rc; whole run $(( (SECONDS - started) / 60 )) min"
 [ "$newest_rc" = 0 ] && [ "$floor_rc" = 0 ]

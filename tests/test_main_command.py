@@ -83,8 +83,6 @@ def test_demo_runs_the_whole_graph_on_the_toy_model_and_says_so(tmp_path):
     nodes, the bundled clip and target. The video, the side-by-side picture and the label must all be
     there, and the result must move the way the reference does (tracked; see tests/test_toy_nodes.py
     for the spread: about 1 case in 8 misses at 50 steps, the demo runs 60 on a case that matched)."""
-    import cv2
-
     from reenact_toy import toy_demo
     output, tmpdir = tmp_path / "demo.mp4", scratch(tmp_path)
     done = run_cli("--demo", "--output", str(output), timeout=900, tmpdir=tmpdir)
@@ -93,8 +91,8 @@ def test_demo_runs_the_whole_graph_on_the_toy_model_and_says_so(tmp_path):
     assert toy_demo.LABEL in done.stdout
     frames = decode_all_frames(str(output))
     assert frames.shape == (8, 128, 128, 3)
-    picture = cv2.imread(str(tmp_path / "demo_side_by_side.png"))
-    assert picture.shape[1] == 8 * 132 and picture.shape[0] > 2 * 132, picture.shape
+    with Image.open(tmp_path / "demo_side_by_side.png") as picture:
+        assert picture.width == 8 * 132 and picture.height > 2 * 132, picture.size
     score = toy_demo.score_frames(frames, toy_demo.load_spec())
     assert score["matches"], score
     assert f"mean path error {score['mean_err']:.2f}" in done.stdout
@@ -245,16 +243,19 @@ def test_ctrl_c_while_the_server_starts_leaves_no_folder_and_no_server(tmp_path)
 
 
 @pytest.mark.parametrize("blocked,expected,not_expected", [
-    ("cv2", "--demo needs the Python module cv2, which is not installed here", "git clone"),
+    ("torch", "--demo needs the Python module torch, which is not installed here", "git clone"),
     ("reenact_toy", "--demo needs a git clone of the repository: this copy has no reenact_toy", "Python module"),
     ("reenact_cli.demo", "--demo needs a git clone of the repository: this copy has no reenact_cli.demo",
      "Python module"),
 ])
-def test_demo_names_the_missing_module_and_asks_for_a_git_clone_only_for_git_only_parts(blocked, expected,
+def test_demo_names_the_missing_module_and_asks_for_a_git_clone_only_for_git_only_parts(tmp_path, blocked, expected,
                                                                                         not_expected):
-    """A module set to None in sys.modules fails to import as a missing one does (ModuleNotFoundError)."""
+    """A module set to None in sys.modules fails to import as a missing one does (ModuleNotFoundError). torch
+    stands for any installable module the demo imports (cv2 was one). COMFYUI_PATH points at an empty folder, so
+    a demo that did get past its imports stops at once instead of starting a server."""
     code = f"import sys; sys.modules[{blocked!r}] = None; from reenact_cli.run import main; main(['--demo'])"
-    done = subprocess.run([sys.executable, "-c", code], cwd=PACK_ROOT, capture_output=True, text=True, timeout=120)
+    done = subprocess.run([sys.executable, "-c", code], cwd=PACK_ROOT, capture_output=True, text=True, timeout=120,
+                          env=dict(os.environ, COMFYUI_PATH=str(tmp_path)))
     assert done.returncode == 2, done.stderr[-3000:]
     assert expected in done.stderr, f"expected {expected!r}, got {done.stderr!r}"
     assert not_expected not in done.stderr, f"expected no {not_expected!r}, got {done.stderr!r}"

@@ -51,3 +51,73 @@ def test_web_extensions_listen_for_the_python_events(pack, script_name, constant
     assert re.findall(rf'const {constant} = "([^"]*)";', script) == [name]
     assert f"api.addEventListener({constant}, " in script
     assert re.findall(r'"reenact_anything\.[^"]*"', script) == [f'"{name}"'], "one spelling of the name only"
+
+
+# Newer V3 schema fields (nodes/schema_features.py): used where the running ComfyUI has them, absent where not.
+ADVANCED = {"OptimizeMotionEmbedding": {"sigma_log_mean", "sigma_log_std", "augmentation_level",
+                                        "gradient_checkpointing", "lr_schedule", "warmup_steps", "weight_decay",
+                                        "precision", "memory_mode", "compile", "keep_checkpoints"},
+            "InflateCLIPEmbedding": {"init_noise"}}
+ALIASES = {"LoadMotionReference": "reference video", "InflateCLIPEmbedding": "motion inversion",
+           "OptimizeMotionEmbedding": "motion inversion", "ApplyMotionEmbedding": "motion transfer",
+           "SaveMotionEmbedding": "motion lora", "LoadMotionEmbedding": "motion lora"}
+
+
+def comfyui_takes(make) -> bool:
+    """Whether this ComfyUI's io classes take an argument, found by calling them (independent of the pack's own
+    signature check): an unknown keyword is a TypeError."""
+    try:
+        make()
+        return True
+    except TypeError:
+        return False
+
+
+def has_advanced_inputs() -> bool:
+    from comfy_api.latest import io
+    return comfyui_takes(lambda: (io.Int.Input("x", advanced=True), io.Float.Input("x", advanced=True),
+                                  io.Combo.Input("x", options=["a"], advanced=True)))
+
+
+def has_search_aliases() -> bool:
+    from comfy_api.latest import io
+    return comfyui_takes(lambda: io.Schema(node_id="x", search_aliases=["y"]))
+
+
+def advanced_inputs(info: dict) -> set:
+    return {name for section in ("required", "optional") for name, spec in info["input"].get(section, {}).items()
+            if len(spec) > 1 and spec[1].get("advanced")}
+
+
+@pytest.mark.parametrize("node_id", sorted(EXPECTED))
+def test_advanced_inputs_where_comfyui_has_them(node_id):
+    """The expert knobs sit behind the node's advanced toggle on a ComfyUI that has one; elsewhere nothing
+    changes (the floor, 0.3.64, would refuse the argument)."""
+    expected = ADVANCED.get(node_id, set()) if has_advanced_inputs() else set()
+    got = advanced_inputs(node_class(node_id).GET_NODE_INFO_V1())
+    assert got == expected, f"expected advanced inputs {sorted(expected)}, got {sorted(got)}"
+
+
+@pytest.mark.parametrize("node_id", sorted(EXPECTED))
+def test_search_aliases_where_comfyui_has_them(node_id):
+    info = node_class(node_id).GET_NODE_INFO_V1()
+    if has_search_aliases():
+        aliases = info.get("search_aliases") or []
+        expected = {"reenact", ALIASES[node_id]}
+        assert expected <= set(aliases), f"expected {sorted(expected)} among the search aliases, got {aliases}"
+    else:
+        assert not info.get("search_aliases"), f"expected no search aliases, got {info.get('search_aliases')}"
+
+
+def test_a_running_comfyui_serves_the_new_fields_in_object_info(comfy_server):
+    """What the browser reads: /object_info from a real `main.py` with the pack installed."""
+    _, client = comfy_server
+    info = client.object_info()
+    optimize = info["OptimizeMotionEmbedding"]
+    expected = ADVANCED["OptimizeMotionEmbedding"] if has_advanced_inputs() else set()
+    got = advanced_inputs(optimize)
+    assert got == expected, f"expected advanced inputs {sorted(expected)}, got {sorted(got)}"
+    aliases = info["ApplyMotionEmbedding"].get("search_aliases") or []
+    where = "among" if has_search_aliases() else "not in"
+    assert ("motion transfer" in aliases) == has_search_aliases(), \
+        f"expected 'motion transfer' {where} the search aliases, got {aliases}"
