@@ -69,40 +69,41 @@ class OptimizeMotionEmbedding(io.ComfyNode):
                 io.Image.Input("reference", tooltip="Reference frames from Load Motion Reference."),
                 MotionEmbeddingType.Input("init_embedding", tooltip="From Inflate CLIP Embedding, or an "
                                           "embedding to keep training."),
-                io.Int.Input("steps", default=1000, min=1, max=100_000,
-                             tooltip="Optimisation steps. Motion shows by 500-1000 steps."),
-                io.Float.Input("learning_rate", default=0.01, min=1e-6, max=1.0, step=0.001),
-                io.Int.Input("seed", default=0, min=0, max=0xFFFFFFFFFFFFFFFF, control_after_generate=True),
-                io.Float.Input("sigma_log_mean", default=0.7, min=-5.0, max=6.0, step=0.1,
+                io.Int.Input("steps", default=DEFAULTS.steps, min=1, max=100_000,
+                             tooltip="Optimisation steps; with stop_when_learned the most it may take. Motion shows by 500-1000 "
+                                     "steps on SVD (the paper)."),
+                io.Float.Input("learning_rate", default=DEFAULTS.learning_rate, min=1e-6, max=1.0, step=0.001),
+                io.Int.Input("seed", default=DEFAULTS.seed, min=0, max=0xFFFFFFFFFFFFFFFF, control_after_generate=True),
+                io.Float.Input("sigma_log_mean", default=DEFAULTS.sigma_log_mean, min=-5.0, max=6.0, step=0.1,
                                tooltip="Noise levels are drawn as sigma = exp(mean + std * z), one per video. "
                                        "Higher means more weight on coarse motion.", **advanced(io.Float)),
-                io.Float.Input("sigma_log_std", default=1.6, min=0.0, max=5.0, step=0.1, **advanced(io.Float)),
-                io.Float.Input("augmentation_level", default=0.0, min=0.0, max=10.0, step=0.01,
+                io.Float.Input("sigma_log_std", default=DEFAULTS.sigma_log_std, min=0.0, max=5.0, step=0.1, **advanced(io.Float)),
+                io.Float.Input("augmentation_level", default=DEFAULTS.augmentation_level, min=0.0, max=10.0, step=0.01,
                                tooltip="Noise added to the conditioning frame; use the same value in "
                                        "SVD_img2vid_Conditioning at transfer.", **advanced(io.Float)),
-                io.Int.Input("fps", default=6, min=1, max=1024, tooltip="SVD's fps conditioning."),
-                io.Int.Input("motion_bucket_id", default=127, min=1, max=1023),
-                io.Combo.Input("gradient_checkpointing", options=list(CHECKPOINTING_MODES), default="blocks",
+                io.Int.Input("fps", default=DEFAULTS.fps, min=1, max=1024, tooltip="SVD's fps conditioning."),
+                io.Int.Input("motion_bucket_id", default=DEFAULTS.motion_bucket_id, min=1, max=1023),
+                io.Combo.Input("gradient_checkpointing", options=list(CHECKPOINTING_MODES), default=DEFAULTS.checkpointing,
                                tooltip="blocks: recompute each UNet block in backward, much less VRAM, "
-                                       "about 30% slower. layers: recompute each resblock and transformer "
+                                       "slower (measured: benchmarks/README.md). layers: recompute each resblock and transformer "
                                        "block on its own, finer. off: fastest, most VRAM. budget (needs "
                                        "compile on): the compiler keeps what fits a fixed share of off's "
                                        "memory and recomputes only the cheap ops.", **advanced(io.Combo)),
-                io.Combo.Input("lr_schedule", options=list(LR_SCHEDULES), default="constant",
+                io.Combo.Input("lr_schedule", options=list(LR_SCHEDULES), default=DEFAULTS.lr_schedule,
                                **advanced(io.Combo)),
-                io.Int.Input("warmup_steps", default=0, min=0, max=100_000, **advanced(io.Int)),
-                io.Float.Input("weight_decay", default=0.01, min=0.0, max=1.0, step=0.001, **advanced(io.Float)),
-                io.Combo.Input("precision", options=list(PRECISIONS), default="auto", optional=True,
+                io.Int.Input("warmup_steps", default=DEFAULTS.warmup_steps, min=0, max=100_000, **advanced(io.Int)),
+                io.Float.Input("weight_decay", default=DEFAULTS.weight_decay, min=0.0, max=1.0, step=0.001, **advanced(io.Float)),
+                io.Combo.Input("precision", options=list(PRECISIONS), default=DEFAULTS.precision, optional=True,
                                tooltip="The UNet's compute dtype during inversion; the embedding and its "
                                        "optimizer state stay fp32. auto: the dtype ComfyUI loaded the model "
                                        "in (fp16 on most GPUs, with loss scaling). bf16 is the safer 16-bit "
                                        "choice where the GPU supports it.", **advanced(io.Combo)),
-                io.Combo.Input("memory_mode", options=list(MEMORY_MODES), default="balanced", optional=True,
+                io.Combo.Input("memory_mode", options=list(MEMORY_MODES), default=DEFAULTS.memory_mode, optional=True,
                                tooltip="low_vram (8-16 GB cards): layer checkpointing, each layer's input and "
                                        "the other saved tensors kept in CPU memory, 16-bit compute and every "
                                        "other model unloaded first; slower. Overrides gradient_checkpointing "
                                        "and fp32/auto-fp32 precision.", **advanced(io.Combo)),
-                io.Combo.Input("compile", options=list(COMPILE_MODES), default="off", optional=True,
+                io.Combo.Input("compile", options=list(COMPILE_MODES), default=DEFAULTS.compile, optional=True,
                                tooltip="on: torch.compile each UNet layer (fuses the norm and elementwise work). "
                                        "The first run compiles for a minute or more (the console log says how "
                                        "long); later runs in the same ComfyUI session reuse it. Needs a working "
@@ -133,17 +134,19 @@ class OptimizeMotionEmbedding(io.ComfyNode):
                              tooltip="Every this many steps (and at the start and the end), evaluate the loss at "
                                      f"{DEFAULTS.held_out_draws} fixed noise levels and noises: unlike the training "
                                      "loss it moves only when the motion does. Drawn on the loss curve; 0 = off. "
-                                     "Its cost: benchmarks/toy/README.md."),
+                                     "Its cost: benchmarks/toy/README.md.", **advanced(io.Int)),
                 io.Boolean.Input("stop_when_learned", default=DEFAULTS.stop_when_learned, optional=True,
                                  tooltip="End the run once the held-out loss has improved by less than "
                                          "stop_min_improvement over the last stop_patience evaluations; steps is "
                                          "then the most it may take. The evidence for the rule and the default: "
                                          "benchmarks/toy/README.md."),
                 io.Int.Input("stop_patience", default=DEFAULTS.stop_patience, min=1, max=1000, optional=True,
-                             tooltip="Held-out evaluations without enough improvement before the run stops."),
+                             tooltip="Held-out evaluations without enough improvement before the run stops.",
+                             **advanced(io.Int)),
                 io.Float.Input("stop_min_improvement", default=DEFAULTS.stop_min_improvement, min=0.0, max=0.5,
                                step=0.001, optional=True,
-                               tooltip="The relative improvement of the best held-out loss that counts as progress."),
+                               tooltip="The relative improvement of the best held-out loss that counts as progress.",
+                               **advanced(io.Float)),
             ],
             outputs=[MotionEmbeddingType.Output("motion_embedding"), io.Image.Output("loss_curve")],
             hidden=[io.Hidden.unique_id],
@@ -153,7 +156,7 @@ class OptimizeMotionEmbedding(io.ComfyNode):
     def validate_inputs(cls, steps, warmup_steps, learning_rate, sigma_log_mean, sigma_log_std,
                         augmentation_level, weight_decay, gradient_checkpointing, lr_schedule, precision=None,
                         memory_mode=None, compile=None, resume=None, run_name=None, held_out_every=None,
-                        stop_when_learned=None):
+                        stop_when_learned=None, stop_patience=None, stop_min_improvement=None):
         """NaN, combo options, a warm-up longer than the run and an unsafe run name (validation.py says why
         these are the node's); ComfyUI checks every other input."""
         return first_problem(
@@ -161,7 +164,9 @@ class OptimizeMotionEmbedding(io.ComfyNode):
                              sigma_log_mean=sigma_log_mean, sigma_log_std=sigma_log_std,
                              augmentation_level=augmentation_level, weight_decay=weight_decay,
                              gradient_checkpointing=gradient_checkpointing, lr_schedule=lr_schedule,
-                             precision=precision, memory_mode=memory_mode, compile=compile, resume=resume),
+                             precision=precision, memory_mode=memory_mode, compile=compile, resume=resume,
+                             held_out_every=held_out_every, stop_patience=stop_patience,
+                             stop_min_improvement=stop_min_improvement),
             at_most_problem("warmup_steps", warmup_steps, "steps", steps),
             compile_problem(gradient_checkpointing, compile or "off") if memory_mode != "low_vram" else None,
             run_name_problem(run_name) if run_name is not None else None,
@@ -170,8 +175,9 @@ class OptimizeMotionEmbedding(io.ComfyNode):
     @classmethod
     def execute(cls, model, vae, reference, init_embedding, steps, learning_rate, seed, sigma_log_mean,
                 sigma_log_std, augmentation_level, fps, motion_bucket_id, gradient_checkpointing,
-                lr_schedule="constant", warmup_steps=0, weight_decay=0.01, precision="auto", memory_mode="balanced",
-                compile="off", source_name="", run_name="motion", save_every=0, keep_checkpoints=3,
+                lr_schedule=DEFAULTS.lr_schedule, warmup_steps=DEFAULTS.warmup_steps,
+                weight_decay=DEFAULTS.weight_decay, precision=DEFAULTS.precision, memory_mode=DEFAULTS.memory_mode,
+                compile=DEFAULTS.compile, source_name="", run_name="motion", save_every=0, keep_checkpoints=3,
                 resume=NO_RESUME, preview_every=0, preview_image=None, held_out_every=DEFAULTS.held_out_every,
                 stop_when_learned=DEFAULTS.stop_when_learned, stop_patience=DEFAULTS.stop_patience,
                 stop_min_improvement=DEFAULTS.stop_min_improvement) -> io.NodeOutput:

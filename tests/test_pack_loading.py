@@ -56,7 +56,8 @@ def test_web_extensions_listen_for_the_python_events(pack, script_name, constant
 # Newer V3 schema fields (nodes/schema_features.py): used where the running ComfyUI has them, absent where not.
 ADVANCED = {"OptimizeMotionEmbedding": {"sigma_log_mean", "sigma_log_std", "augmentation_level",
                                         "gradient_checkpointing", "lr_schedule", "warmup_steps", "weight_decay",
-                                        "precision", "memory_mode", "compile", "keep_checkpoints"},
+                                        "precision", "memory_mode", "compile", "keep_checkpoints", "held_out_every",
+                                        "stop_patience", "stop_min_improvement"},
             "InflateCLIPEmbedding": {"init_noise"}}
 ALIASES = {"LoadMotionReference": "reference video", "InflateCLIPEmbedding": "motion inversion",
            "OptimizeMotionEmbedding": "motion inversion", "ApplyMotionEmbedding": "motion transfer",
