@@ -1,4 +1,5 @@
-"""Load this pack into an in-process ComfyUI with ComfyUI's own custom-node loader (tests, benchmarks)."""
+"""Load this pack into an in-process ComfyUI with ComfyUI's own custom-node loader, and run registered nodes the
+way the executor does (tests, benchmarks)."""
 import asyncio
 import os
 import sys
@@ -23,3 +24,19 @@ def load_pack():
         raise RuntimeError("ComfyUI's loader failed to load the pack; see the log above")
     added = set(comfy_nodes.NODE_CLASS_MAPPINGS) - before
     return sys.modules[link.replace(".", "_x_")], added
+
+
+def run_node(node_id, **inputs):
+    """Run a registered node (this pack's or ComfyUI's) the way the executor does: in inference mode, its outputs
+    as a tuple. A V3 node (comfy_api's io.ComfyNode) is run through its `execute` classmethod and its NodeOutput's
+    `.args` returned; a classic node through its FUNCTION on a fresh instance."""
+    import torch
+    import nodes as comfy_nodes
+    from comfy_api.internal import _ComfyNodeInternal  # what ComfyUI's executor tells V3 nodes apart by
+    cls = comfy_nodes.NODE_CLASS_MAPPINGS[node_id]
+    with torch.inference_mode():
+        if issubclass(cls, _ComfyNodeInternal):
+            out = cls.execute(**inputs)
+        else:
+            out = getattr(cls(), cls.FUNCTION)(**inputs)
+    return out.args if hasattr(out, "args") else out

@@ -24,6 +24,8 @@ from reenact_core.precision import computing_in
 
 from reenact_toy import toy_codec, toy_svd, toy_world
 
+from .comfy_pack import run_node
+
 INIT_NOISE = 0.01
 
 
@@ -167,16 +169,6 @@ NODE_SIZE = 16           # latent side for node runs: 128 px, the smallest multi
 NODE_SAMPLER = dict(steps=toy_svd.SAMPLE_STEPS, cfg=toy_svd.SAMPLE_CFG, sampler_name="euler", scheduler="karras")
 
 
-def call_node(node_id, **inputs):
-    """Run a registered ComfyUI node (V3 or classic) the way the executor does, in inference mode."""
-    import nodes as comfy_nodes
-    cls = comfy_nodes.NODE_CLASS_MAPPINGS[node_id]
-    with torch.inference_mode():
-        if hasattr(cls, "FUNCTION"):
-            return getattr(cls(), cls.FUNCTION)(**inputs)
-        return cls.execute(**inputs).args
-
-
 def invert_through_nodes(patcher, vae, case, steps, seed, learning_rate=3e-2, tokens_per_frame=1,
                          init_noise=INIT_NOISE):
     """LoadMotionReference -> (toy init) -> OptimizeMotionEmbedding on the case's reference, as pictures.
@@ -187,11 +179,11 @@ def invert_through_nodes(patcher, vae, case, steps, seed, learning_rate=3e-2, to
     from reenact_core.motion_embedding import MotionEmbedding
     video = toy_codec.latents_to_pixels(case.reference.latents)
     frames_n, height, width = video.shape[:3]
-    frames, _, _, name = call_node("LoadMotionReference", video="", start_frame=0, frame_count=frames_n, stride=1,
+    frames, _, _, name = run_node("LoadMotionReference", video="", start_frame=0, frame_count=frames_n, stride=1,
                                    target_fps=0.0, width=width, height=height, resize_mode="crop", images=video,
                                    images_fps=float(toy_svd.FPS))
     init = MotionEmbedding(init_tokens(frames_n, tokens_per_frame, seed, noise=init_noise), {"init": "toy-null"})
-    embedding, _ = call_node("OptimizeMotionEmbedding", model=patcher, vae=vae, reference=frames, init_embedding=init,
+    embedding, _ = run_node("OptimizeMotionEmbedding", model=patcher, vae=vae, reference=frames, init_embedding=init,
                              steps=steps, learning_rate=learning_rate, seed=seed, sigma_log_mean=0.7,
                              sigma_log_std=1.6, augmentation_level=0.0, fps=toy_svd.FPS,
                              motion_bucket_id=toy_svd.MOTION_BUCKET, gradient_checkpointing="off", precision="fp32",
@@ -208,10 +200,10 @@ def transfer_through_nodes(patcher, vae, case, embedding, seed, strength=1.0):
     target = toy_codec.latents_to_pixels(case.target.latents[:1])
     with torch.inference_mode():
         positive, negative, latent = ToyImg2VidConditioning.execute(vae, target, case.target.latents.shape[0]).args
-    positive, negative = call_node("ApplyMotionEmbedding", positive=positive, negative=negative,
+    positive, negative = run_node("ApplyMotionEmbedding", positive=positive, negative=negative,
                                    motion_embedding=embedding, latent=latent, strength=strength,
                                    use_embedding_fps_and_bucket=True)
-    samples, = call_node("KSampler", model=patcher, seed=seed, positive=positive, negative=negative,
+    samples, = run_node("KSampler", model=patcher, seed=seed, positive=positive, negative=negative,
                          latent_image=latent, denoise=1.0, **NODE_SAMPLER)
-    images, = call_node("VAEDecode", samples=samples, vae=vae)
+    images, = run_node("VAEDecode", samples=samples, vae=vae)
     return score(toy_codec.pixels_to_latents(images), case)

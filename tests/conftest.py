@@ -4,6 +4,10 @@ import sys
 
 import pytest
 
+# Plain asserts in the test kit's helpers (reenact_testkit/server_prompts.py, ...) report their values as asserts in
+# tests/ do; this must come before the kit is first imported.
+pytest.register_assert_rewrite("reenact_testkit")
+
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from comfyui_location import HOW_TO_GET_COMFYUI, PACK_ROOT, find_comfyui  # noqa: E402
 
@@ -26,7 +30,7 @@ torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 import folder_paths  # noqa: E402
 import nodes as comfy_nodes  # noqa: E402
 
-from reenact_testkit.comfy_pack import load_pack  # noqa: E402
+from reenact_testkit.comfy_pack import load_pack, run_node  # noqa: E402,F401 (run_node: tests import it from here)
 
 PACK_MODULE, PACK_NODE_IDS = load_pack()
 
@@ -67,14 +71,6 @@ def node_ids():
 
 def node_class(node_id):
     return comfy_nodes.NODE_CLASS_MAPPINGS[node_id]
-
-
-def run_node(node_id, **inputs):
-    """Run a node the way the executor does: inference mode, outputs as a tuple."""
-    cls = node_class(node_id)
-    with torch.inference_mode():
-        out = cls.execute(**inputs)
-    return out.args if hasattr(out, "args") else out
 
 
 @pytest.fixture()

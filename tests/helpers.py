@@ -1,8 +1,13 @@
-"""Shared test helpers: SVD conditioning and sampling through ComfyUI's own nodes, the Optimize node's inputs,
-ComfyUI's Cancel at a chosen step, and the held-out loss the inversion tests compare."""
+"""Shared test helpers: SVD conditioning and sampling through ComfyUI's own nodes, the Optimize and Load Motion
+Reference nodes' inputs, ComfyUI's Cancel at a chosen step (and the check that a cancelled Optimize run leaves the
+MODEL as it was), and the held-out loss the inversion tests compare.
+
+Helpers that need pytest or the in-process ComfyUI that conftest.py sets up live here; the rest are in
+reenact_testkit/."""
 import contextlib
 import sys
 
+import pytest
 import torch
 
 import comfy.model_management as mm
@@ -10,7 +15,9 @@ import comfy.model_management as mm
 import nodes as comfy_nodes
 from comfy_extras.nodes_video_model import SVD_img2vid_Conditioning
 
-from conftest import run_node
+from reenact_core.motion_embedding import MotionEmbedding
+from reenact_testkit.comfy_pack import run_node
+from reenact_testkit.model_state import attachments, fixed_denoised_output
 
 
 def svd_conditioning(clip_vision, vae, image, frames, size=64, fps=6, bucket=127):
@@ -40,6 +47,11 @@ def optimize_inputs(**overrides) -> dict:
     return inputs
 
 
+# LoadMotionReference's inputs for a 4-frame 64x64 read; add video (and video_input) and whatever else differs.
+LOAD_REFERENCE_DEFAULTS = dict(start_frame=0, frame_count=4, stride=1, target_fps=0.0, width=64, height=64,
+                               resize_mode="crop")
+
+
 PACK_CHECKERS = ("nodes.optimize", "reenact_core.motion_preview")
 
 
@@ -65,6 +77,19 @@ def cancel_at_check(n: int):
     finally:
         mm.throw_exception_if_processing_interrupted = real
         mm.interrupt_current_processing(False)
+
+
+def cancel_node_run_at_step_two(model, vae, video, **options):
+    """Cancel (ComfyUI's interrupt flag) during step 2 of an Optimize node run: it stops there, and the MODEL holds
+    the same weight tensors, wrappers, flags and patches as before and gives bit-identical outputs."""
+    before_output, before = fixed_denoised_output(model, video), attachments(model)
+    with cancel_at_check(2) as seen, pytest.raises(mm.InterruptProcessingException):
+        run_node("OptimizeMotionEmbedding", **optimize_inputs(model=model, vae=vae, reference=video["frames"],
+                                                              init_embedding=MotionEmbedding(video["init"]),
+                                                              steps=50, **options))
+    assert len(seen) == 2
+    assert attachments(model) == before
+    assert torch.equal(fixed_denoised_output(model, video), before_output)
 
 
 def held_out_draws(seed: int, count: int, shape, settings, model_sampling):

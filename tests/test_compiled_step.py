@@ -16,10 +16,11 @@ import pytest
 import torch
 
 import comfy.ldm.modules.attention as comfy_attention
+from helpers import cancel_node_run_at_step_two
 from reenact_core.backward_ready import prepared_for_backward
 from reenact_core.inversion import DenoisingObjective, InversionSettings, RunStats, invert_motion
 from reenact_core.motion_preview import PreviewTarget, sample_preview
-from test_failure_cleanup import attachments, cancel_node_run_at_step_two, model_output
+from reenact_testkit.model_state import attachments, fixed_denoised_output
 
 FRAMES = 4
 
@@ -60,7 +61,7 @@ def test_compiled_step_gives_eager_loss_and_gradient(sdpa_svd, video, checkpoint
 
 
 def test_compiled_run_reports_graphs_and_leaves_the_model_as_it_was(sdpa_svd, video):
-    before_output, before = model_output(sdpa_svd, video), attachments(sdpa_svd)
+    before_output, before = fixed_denoised_output(sdpa_svd, video), attachments(sdpa_svd)
     runs = {}
     for compile in ("off", "on"):
         stats = RunStats()
@@ -75,7 +76,7 @@ def test_compiled_run_reports_graphs_and_leaves_the_model_as_it_was(sdpa_svd, vi
     assert losses == pytest.approx(eager_losses, rel=1e-5)
     assert torch.allclose(tokens, eager_tokens, atol=1e-5)
     assert attachments(sdpa_svd) == before
-    assert torch.equal(model_output(sdpa_svd, video), before_output)
+    assert torch.equal(fixed_denoised_output(sdpa_svd, video), before_output)
 
 
 def test_previews_in_a_compiled_run_compile_nothing_more_and_change_nothing(sdpa_svd, small_vae, video):
@@ -106,7 +107,7 @@ def test_cancel_during_a_compiled_run_leaves_the_model_as_it_was(sdpa_svd, small
 
 def test_low_vram_offload_learns_what_layers_learns(sdpa_svd, video):
     """low_vram keeps layer inputs and saved tensors in CPU memory; the arithmetic is the same as 'layers'."""
-    before_output, before = model_output(sdpa_svd, video), attachments(sdpa_svd)
+    before_output, before = fixed_denoised_output(sdpa_svd, video), attachments(sdpa_svd)
     results = {}
     for memory_mode in ("balanced", "low_vram"):
         settings = InversionSettings(steps=3, seed=1, checkpointing="layers", precision="bf16",
@@ -117,7 +118,7 @@ def test_low_vram_offload_learns_what_layers_learns(sdpa_svd, video):
     assert results["low_vram"][1] == results["balanced"][1]
     assert torch.equal(results["low_vram"][0], results["balanced"][0])
     assert attachments(sdpa_svd) == before
-    assert torch.equal(model_output(sdpa_svd, video), before_output)
+    assert torch.equal(fixed_denoised_output(sdpa_svd, video), before_output)
 
 
 

@@ -13,8 +13,8 @@ import comfy.model_patcher
 from conftest import run_node
 from helpers import optimize_inputs
 from reenact_core.motion_embedding import MotionEmbedding
+from reenact_testkit.model_state import attachments
 from reenact_testkit.small_models import make_small_svd
-from test_failure_cleanup import attachments
 
 DYNAMIC = getattr(comfy.model_patcher, "ModelPatcherDynamic", None)
 pytestmark = pytest.mark.skipif(DYNAMIC is None, reason="this ComfyUI has no dynamic VRAM (ModelPatcherDynamic)")

@@ -9,38 +9,11 @@ import re
 import pytest
 import torch
 
-import comfy.model_management as mm
-from conftest import run_node
-from helpers import cancel_at_check, optimize_inputs
-from reenact_core.inversion import DenoisingObjective, InversionSettings, invert_motion
-from reenact_core.motion_embedding import MotionEmbedding
+from helpers import cancel_node_run_at_step_two
+from reenact_core.inversion import InversionSettings, invert_motion
+from reenact_testkit.model_state import attachments, fixed_denoised_output
 
 FRAMES = 4
-
-
-def model_output(model, video):
-    """The UNet's denoised output for fixed inputs, through the objective's own apply_model call."""
-    objective = DenoisingObjective(model, video["latents"], video["condition"], InversionSettings())
-    noise = torch.randn(objective.x0.shape, generator=torch.Generator().manual_seed(0))
-    with torch.inference_mode():
-        return objective.denoise(objective.model_conds(video["init"]), 2.0, noise).clone()
-
-
-def attachments(model):
-    """Everything a run could leave on the MODEL: weight tensors, forward wrappers, cast switches, flags,
-    patches, hooks."""
-    dm = model.model.diffusion_model
-    return dict(
-        weights=[(name, id(t), t.data_ptr()) for name, t in [*dm.named_parameters(), *dm.named_buffers()]],
-        forwards=[name for name, m in dm.named_modules() if "forward" in m.__dict__],
-        manual_cast=model.model.__dict__.get("manual_cast_dtype"),
-        cast_flags=[m.__dict__.get("comfy_cast_weights") for m in dm.modules()],
-        requires_grad=[p.requires_grad for p in model.model.parameters()],
-        grads=[p.grad is not None for p in model.model.parameters()],
-        hooks=sum(len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks) for m in dm.modules()),
-        patches=sorted(model.patches), object_patches=sorted(model.object_patches),
-        wrappers=sorted(model.wrappers), transformer_options=sorted(model.model_options.get("transformer_options", {})),
-    )
 
 
 class Boom(RuntimeError):
@@ -49,7 +22,7 @@ class Boom(RuntimeError):
 
 @pytest.mark.parametrize("checkpointing,precision", [("blocks", "auto"), ("layers", "bf16")])
 def test_exception_mid_run_leaves_the_model_as_it_was(small_svd, video, checkpointing, precision):
-    before_output, before = model_output(small_svd, video), attachments(small_svd)
+    before_output, before = fixed_denoised_output(small_svd, video), attachments(small_svd)
 
     def explode(step, total, loss):
         if step == 2:
@@ -59,20 +32,7 @@ def test_exception_mid_run_leaves_the_model_as_it_was(small_svd, video, checkpoi
     with pytest.raises(Boom), torch.inference_mode():
         invert_motion(small_svd, video["latents"], video["condition"], video["init"], settings, explode)
     assert attachments(small_svd) == before
-    assert torch.equal(model_output(small_svd, video), before_output)
-
-
-def cancel_node_run_at_step_two(model, vae, video, **options):
-    """Cancel (ComfyUI's interrupt flag) during step 2 of an Optimize node run: it stops there, and the MODEL holds
-    the same weight tensors, wrappers, flags and patches as before and gives bit-identical outputs."""
-    before_output, before = model_output(model, video), attachments(model)
-    with cancel_at_check(2) as seen, pytest.raises(mm.InterruptProcessingException):
-        run_node("OptimizeMotionEmbedding", **optimize_inputs(model=model, vae=vae, reference=video["frames"],
-                                                              init_embedding=MotionEmbedding(video["init"]),
-                                                              steps=50, **options))
-    assert len(seen) == 2
-    assert attachments(model) == before
-    assert torch.equal(model_output(model, video), before_output)
+    assert torch.equal(fixed_denoised_output(small_svd, video), before_output)
 
 
 def test_cancel_mid_run_leaves_the_model_as_it_was(small_svd, small_vae, video):

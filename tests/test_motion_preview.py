@@ -16,7 +16,7 @@ from reenact_core.inversion import segment_ends
 from reenact_core.motion_embedding import MotionEmbedding
 from reenact_core.motion_preview import PREVIEW_SAMPLER, PREVIEW_SCHEDULER, PREVIEW_STEPS, PreviewTarget, \
     sample_preview
-from test_failure_cleanup import attachments, model_output
+from reenact_testkit.model_state import attachments, fixed_denoised_output
 
 
 @pytest.fixture()
@@ -89,10 +89,10 @@ def test_a_preview_is_what_apply_motion_embedding_and_ksampler_give(small_svd, s
 def test_cancel_during_a_preview_stops_the_run(small_svd, small_vae, video, tmp_folders, temp_folder):
     """Interrupt checks: one per optimisation step, one per sampler step of a preview. Check 4 falls in the first
     preview (after steps 1 and 2): the run stops there, saves no preview, and leaves the MODEL as it was."""
-    before_output, before = model_output(small_svd, video), attachments(small_svd)
+    before_output, before = fixed_denoised_output(small_svd, video), attachments(small_svd)
     with cancel_at_check(4) as seen, pytest.raises(mm.InterruptProcessingException):
         optimize(small_svd, small_vae, video, steps=50, preview_every=2, gradient_checkpointing="layers")
     assert len(seen) == 4
     assert previews_in(temp_folder) == []
     assert attachments(small_svd) == before
-    assert torch.equal(model_output(small_svd, video), before_output)
+    assert torch.equal(fixed_denoised_output(small_svd, video), before_output)

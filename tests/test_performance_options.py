@@ -46,8 +46,9 @@ def model_state(model):
     )
 
 
-def model_output(model, video):
-    """One fixed apply_model call, the way the sampler calls the UNet."""
+def fixed_denoising_loss(model, video):
+    """The denoising loss (a scalar) of one fixed apply_model call, the way the sampler calls the UNet: the video's
+    init tokens, sigma 1.5, seed-0 noise."""
     from reenact_core.inversion import DenoisingObjective
     objective = DenoisingObjective(model, video["latents"], video["condition"], InversionSettings())
     with torch.inference_mode():
@@ -170,7 +171,7 @@ def test_no_weight_gets_a_gradient_and_the_model_is_untouched(small_svd, video, 
     """Weights are frozen even if the MODEL arrives with requires_grad set; all switches come back."""
     params = list(small_svd.model.parameters())
     flags = [p.requires_grad for p in params]
-    before_out = model_output(small_svd, video)
+    before_loss = fixed_denoising_loss(small_svd, video)
     try:
         with torch.inference_mode():  # ComfyUI's weights are inference tensors: flags can only change in here
             for p in params:
@@ -183,7 +184,7 @@ def test_no_weight_gets_a_gradient_and_the_model_is_untouched(small_svd, video, 
         with torch.inference_mode():
             for p, flag in zip(small_svd.model.parameters(), flags):
                 p.requires_grad_(flag)
-    assert torch.equal(model_output(small_svd, video), before_out)
+    assert torch.equal(fixed_denoising_loss(small_svd, video), before_loss)
     assert not torch.equal(tokens, video["init"])
 
 

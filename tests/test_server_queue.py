@@ -13,8 +13,8 @@ from reenact_cli.api_client import DONE_EVENTS, EventStream
 from reenact_core.embedding_file import load_embedding
 from reenact_core.events import LOSS_EVENT
 from reenact_testkit.server_env import REFERENCE_VIDEO, TARGET_IMAGE
-from test_server_workflows import (api_prompt, run_ok, saved_embedding_path, saved_latent, server_embedding,
-                                   with_saved_latent)
+from reenact_testkit.server_prompts import (api_prompt, run_ok, saved_embedding_path, saved_latent, server_embedding,
+                                           with_saved_latent)
 
 
 

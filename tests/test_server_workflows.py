@@ -13,19 +13,18 @@ import urllib.request
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from comfyui_location import PACK_ROOT, find_comfyui
 from reenact_cli.comfy_server import ComfyServer
-from reenact_cli.workflow_api import is_widget, ordered_inputs, patched, ui_to_api
-from reenact_core.embedding_file import load_embedding, save_embedding
+from reenact_cli.workflow_api import is_widget, ordered_inputs
+from reenact_core.embedding_file import load_embedding
 from reenact_core.events import LOSS_EVENT
-from reenact_core.motion_embedding import MotionEmbedding
 from reenact_testkit.media import decode_all_frames
 from reenact_testkit.server_env import PACK_DIR_NAME, REFERENCE_VIDEO, TARGET_IMAGE, prepare_base_directory
+from reenact_testkit.server_prompts import (FRAMES, SIZE, WORKFLOWS, api_prompt, run_ok, saved_embedding_path,
+                                           saved_latent, saved_video, server_embedding, with_saved_latent)
 
-WORKFLOWS = os.path.join(PACK_ROOT, "example_workflows")  # the folder name ComfyUI's docs give for templates
 WORKFLOW_FILES = sorted(n for n in os.listdir(WORKFLOWS) if n.endswith(".json"))
 # The frontend offers a download for properties.models entries only from huggingface.co or civitai.com, of
 # .safetensors/.sft files, into a folder ComfyUI knows (MissingModelsWarning in ComfyUI_frontend 1.27.10).
@@ -34,55 +33,12 @@ SVD_REPOSITORIES = {"svd.safetensors": "stabilityai/stable-video-diffusion-img2v
 # What ComfyUI 0.3.64 logs, at DEBUG level, for a pack whose templates sit in workflows/ or examples/
 # (app/custom_node_manager.py, CustomNodeManager.add_routes).
 RENAME_HINT = "consider renaming it to 'example_workflows'"
-FRAMES, SIZE = 3, 64
-TINY = {"LoadMotionReference": {"frame_count": FRAMES, "width": SIZE, "height": SIZE},
-        "OptimizeMotionEmbedding": {"steps": 2},
-        "SVD_img2vid_Conditioning": {"width": SIZE, "height": SIZE, "video_frames": FRAMES},
-        "KSampler": {"steps": 2}}
-
-
-def api_prompt(client, name, **changes):
-    with open(os.path.join(WORKFLOWS, name)) as f:
-        prompt = ui_to_api(json.load(f), client.object_info())
-    wanted = {k: v for k, v in TINY.items() if any(n["class_type"] == k for n in prompt.values())}
-    for class_type, values in changes.items():
-        wanted[class_type] = {**wanted.get(class_type, {}), **values}
-    return patched(prompt, wanted)
-
-
-def run_ok(client, prompt):
-    run = client.run(prompt, timeout=1200)
-    assert run.status == "success", f"run ended as {run.status}: {run.error}"
-    history = client.history(run.prompt_id)
-    assert history["status"]["status_str"] == "success"
-    assert not [m for m in history["status"]["messages"] if m[0] == "execution_error"]
-    return run, history
-
-
-def saved_video(base, history):
-    files = [f for out in history["outputs"].values() for f in out.get("images", []) if f["filename"].endswith(".mp4")]
-    assert len(files) == 1, history["outputs"]
-    return os.path.join(base, "output", files[0]["subfolder"], files[0]["filename"])
-
-
-def saved_embedding_path(base, history):
-    texts = [t for out in history["outputs"].values() for t in out.get("text", []) if t.startswith("saved ")]
-    assert len(texts) == 1, history["outputs"]
-    return os.path.join(base, "models", "motion_embeddings", texts[0][len("saved "):])
 
 
 def assert_video(path, frames=FRAMES, size=SIZE):
     video = decode_all_frames(path)
     assert video.shape == (frames, size, size, 3), video.shape
     return video
-
-
-def server_embedding(server, seed, prefix) -> str:
-    """A random SVD-sized embedding saved into the server's models/motion_embeddings; its combo name."""
-    folder = os.path.join(server.base_directory, "models", "motion_embeddings")
-    tokens = torch.randn(FRAMES + 1, 5, 1024, generator=torch.Generator().manual_seed(seed))
-    path = save_embedding(MotionEmbedding(tokens, {"fps": 6, "motion_bucket_id": 127}), folder, prefix)
-    return os.path.relpath(path, folder).replace(os.sep, "/")
 
 
 def test_bundled_workflows_are_listed_as_templates(comfy_server):
@@ -252,22 +208,6 @@ def test_invert_and_transfer_workflow(comfy_server):
     video = assert_video(saved_video(server.base_directory, history))
     assert video.std() > 0, "a random-weight model still gives a non-constant video"
     assert load_embedding(saved_embedding_path(server.base_directory, history)).metadata["steps"] == 2
-
-
-def with_saved_latent(prompt, prefix):
-    """The transfer prompt plus ComfyUI's SaveLatent on the KSampler output: latents compare exactly, unlike a
-    lossy mp4."""
-    sampler_id = next(k for k, v in prompt.items() if v["class_type"] == "KSampler")
-    prompt = dict(prompt)
-    prompt["9000"] = {"class_type": "SaveLatent", "inputs": {"samples": [sampler_id, 0], "filename_prefix": prefix}}
-    return prompt
-
-
-def saved_latent(base, history):
-    from safetensors.torch import load_file
-    files = [f for out in history["outputs"].values() for f in out.get("latents", [])]
-    assert len(files) == 1, history["outputs"]
-    return load_file(os.path.join(base, "output", files[0]["subfolder"], files[0]["filename"]))["latent_tensor"]
 
 
 def test_interrupt_stops_within_a_step_and_leaves_the_model_as_it_was(comfy_server):

@@ -16,7 +16,9 @@ from comfy_extras.nodes_video import CreateVideo, LoadVideo
 
 from comfyui_version import __version__ as COMFYUI_VERSION
 from conftest import run_node
-from test_video_reading import NODE_DEFAULTS, count_decoded_frames, frame_colour, write_frames, write_mp4
+from helpers import LOAD_REFERENCE_DEFAULTS
+from reenact_testkit.media import (count_decoded_frames, frame_colour, record_av_reads, write_coloured_mp4,
+                                  write_video)
 
 TrimVideo = getattr(nodes_video, "VideoSlice", None)  # core "Trim Video"; ComfyUI 0.3.x has none
 needs_trim_video = pytest.mark.skipif(TrimVideo is None, reason=f"ComfyUI {COMFYUI_VERSION} has no Trim Video "
@@ -33,7 +35,8 @@ def core_video(node, **inputs):
 
 
 def load(video_input=None, video="", **overrides):
-    return run_node("LoadMotionReference", video=video, video_input=video_input, **{**NODE_DEFAULTS, **overrides})
+    return run_node("LoadMotionReference", video=video, video_input=video_input,
+                    **{**LOAD_REFERENCE_DEFAULTS, **overrides})
 
 
 def centre_colours(frames):
@@ -57,7 +60,7 @@ def no_whole_decode(monkeypatch):
     (dict(start_frame=1, frame_count=3, target_fps=6.25), (1, 3, 5)),  # half the source's 12.5 fps
 ])
 def test_load_video_gives_the_same_frames_as_the_file(tmp_folders, no_whole_decode, selection, indices):
-    write_mp4(tmp_folders / "input" / "clip.mp4", 40, 98, 54, fps=12.5)
+    write_coloured_mp4(tmp_folders / "input" / "clip.mp4", 40, 98, 54, fps=12.5)
     video = core_video(LoadVideo, file="clip.mp4")
     from_video = load(video, width=128, height=64, **selection)
     from_file = load(video="clip.mp4", width=128, height=64, **selection)
@@ -68,7 +71,7 @@ def test_load_video_gives_the_same_frames_as_the_file(tmp_folders, no_whole_deco
 
 
 def test_only_frames_up_to_the_last_selected_are_decoded(tmp_folders, monkeypatch, no_whole_decode):
-    write_mp4(tmp_folders / "input" / "long.mp4", 200, 64, 64)
+    write_coloured_mp4(tmp_folders / "input" / "long.mp4", 200, 64, 64)
     decoded = count_decoded_frames(monkeypatch)
     frames, *_ = load(core_video(LoadVideo, file="long.mp4"), start_frame=5, frame_count=4, stride=3)
     assert frames.shape[0] == 4
@@ -77,8 +80,8 @@ def test_only_frames_up_to_the_last_selected_are_decoded(tmp_folders, monkeypatc
 
 def test_video_wins_over_images_and_file(tmp_folders):
     """Precedence: VIDEO, then images, then the file."""
-    write_mp4(tmp_folders / "input" / "wanted.mp4", 6, 64, 64)
-    write_mp4(tmp_folders / "input" / "other.mp4", 6, 64, 64, fps=25.0)
+    write_coloured_mp4(tmp_folders / "input" / "wanted.mp4", 6, 64, 64)
+    write_coloured_mp4(tmp_folders / "input" / "other.mp4", 6, 64, 64, fps=25.0)
     black = torch.zeros(6, 64, 64, 3)
     frames, fps, _, name = load(core_video(LoadVideo, file="wanted.mp4"), video="other.mp4", images=black,
                                 images_fps=8.0)
@@ -89,7 +92,7 @@ def test_video_wins_over_images_and_file(tmp_folders):
 
 def test_video_in_memory_stream(tmp_folders, no_whole_decode):
     """A VIDEO over a BytesIO (as API nodes make them): read through the stream; no file name to report."""
-    write_mp4(tmp_folders / "input" / "clip.mp4", 8, 64, 64)
+    write_coloured_mp4(tmp_folders / "input" / "clip.mp4", 8, 64, 64)
     video = InputImpl.VideoFromFile(io.BytesIO((tmp_folders / "input" / "clip.mp4").read_bytes()))
     frames, fps, clip_fps, name = load(video, start_frame=1, stride=2)
     assert name == "VIDEO" and fps == pytest.approx(10.0) and clip_fps == pytest.approx(5.0)
@@ -98,7 +101,7 @@ def test_video_in_memory_stream(tmp_folders, no_whole_decode):
 
 def test_too_few_frames_is_known_from_the_header(tmp_folders, monkeypatch):
     """An mp4 says how many frames it has: too few is reported before any frame is decoded."""
-    write_mp4(tmp_folders / "input" / "short.mp4", 5, 64, 64)
+    write_coloured_mp4(tmp_folders / "input" / "short.mp4", 5, 64, 64)
     decoded = count_decoded_frames(monkeypatch)
     with pytest.raises(ValueError, match=r"expected 4 frames from frame 1, every 2 frame\(s\) \(source 10 fps\), "
                                          r"but short.mp4 has only 5 frames, which gives 2: lower"):
@@ -140,7 +143,7 @@ def trimmed(file, **trim):
 @pytest.fixture()
 def four_seconds(tmp_folders):
     """100 frames at 25 fps, each its own colour: frame i starts at i / 25 s."""
-    write_mp4(tmp_folders / "input" / "clip.mp4", 100, 64, 64, fps=25.0)
+    write_coloured_mp4(tmp_folders / "input" / "clip.mp4", 100, 64, 64, fps=25.0)
     return "clip.mp4"
 
 
@@ -186,31 +189,7 @@ def test_trim_duration_too_short_for_the_selection_names_the_window(four_seconds
 def count_demuxed_video_packets(monkeypatch) -> list:
     """Video packets ComfyUI's own decoding (get_components: demux, then decode each packet) reads, one frame each
     in these files, counted by wrapping av.open."""
-    import av
-    demuxed, real_open = [], av.open
-
-    class Counting:
-        def __init__(self, inner):
-            self.inner = inner
-
-        def demux(self, *args, **kwargs):
-            for packet in self.inner.demux(*args, **kwargs):
-                if packet.stream.type == "video" and packet.size:
-                    demuxed.append(packet.pts)
-                yield packet
-
-        def __enter__(self):
-            self.inner.__enter__()
-            return self
-
-        def __exit__(self, *exc):
-            return self.inner.__exit__(*exc)
-
-        def __getattr__(self, name):
-            return getattr(self.inner, name)
-
-    monkeypatch.setattr(av, "open", lambda *args, **kwargs: Counting(real_open(*args, **kwargs)))
-    return demuxed
+    return record_av_reads(monkeypatch, "demux", lambda packet: packet.stream.type == "video" and packet.size)
 
 
 @needs_trim_video
@@ -239,7 +218,7 @@ def test_a_cropped_trimmed_video_is_read_as_cropped(tmp_folders):
     whose left half is black must come out with no black in it, and a trim before the crop still holds."""
     left_black = [np.concatenate([np.zeros((64, 64, 3), np.uint8), np.tile(frame_colour(i), (64, 64, 1))], 1)
                   for i in range(100)]
-    write_frames(tmp_folders / "input" / "halves.mp4", left_black, fps=25.0)
+    write_video(tmp_folders / "input" / "halves.mp4", left_black, fps=25.0)
     video = trimmed("halves.mp4", start_time=2.0).as_cropped(64, 0, 64, 64)
     frames, fps, _, name = load(video, width=64, height=64, resize_mode="stretch")
     assert frames.shape == (4, 64, 64, 3) and fps == 25.0 and name == "halves.mp4"
@@ -276,9 +255,9 @@ def test_file_is_needed_only_when_nothing_is_linked(tmp_folders, monkeypatch, li
     and valid; with neither linked the empty file is named."""
     from PIL import Image
     monkeypatch.setitem(comfy_nodes.NODE_CLASS_MAPPINGS, "LoadVideo", LoadVideo)  # the pack's tests load no extras
-    write_mp4(tmp_folders / "input" / "clip.mp4", 20, 64, 64)
+    write_coloured_mp4(tmp_folders / "input" / "clip.mp4", 20, 64, 64)
     Image.new("RGB", (64, 64)).save(tmp_folders / "input" / "still.png")
-    inputs = {**NODE_DEFAULTS, "width": 1024, "height": 576, "video": ""}
+    inputs = {**LOAD_REFERENCE_DEFAULTS, "width": 1024, "height": 576, "video": ""}
     prompt = {"video": {"class_type": "LoadVideo", "inputs": {"file": "clip.mp4"}},
               "image": {"class_type": "LoadImage", "inputs": {"image": "still.png"}},
               "under_test": {"class_type": "LoadMotionReference", "inputs": inputs}}

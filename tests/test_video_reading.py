@@ -1,44 +1,14 @@
 """LoadMotionReference on real files encoded here: mp4 and gif, odd sizes, too few frames, only the selected frames
 decoded, portrait phone video upright."""
 
-import av
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
 from conftest import run_node
-
-NODE_DEFAULTS = dict(start_frame=0, frame_count=4, stride=1, target_fps=0.0, width=64, height=64,
-                     resize_mode="crop")
-
-
-def frame_colour(i):
-    """Each frame has its own solid colour, so the decoded order can be checked."""
-    return np.array([(40 * i) % 256, 255 - (30 * i) % 256, (90 + 50 * i) % 256], np.uint8)
-
-
-def write_mp4(path, frames, width, height, fps=10.0):
-    """MPEG-4 part 2 (mp4v) in mp4, one solid colour a frame, written by PyAV."""
-    write_frames(path, (np.tile(frame_colour(i), (height, width, 1)) for i in range(frames)), fps)
-
-
-def write_frames(path, images, fps=10.0, codec="mpeg4"):
-    """(H, W, 3) uint8 RGB images as a video with timestamps i / fps; the header records the frame count."""
-    from fractions import Fraction
-    rate = Fraction(fps).limit_denominator(1000)
-    with av.open(str(path), "w") as container:
-        stream = None
-        for i, image in enumerate(images):
-            if stream is None:
-                stream = container.add_stream(codec, rate=rate)
-                stream.height, stream.width = image.shape[:2]
-                stream.pix_fmt = "yuv420p"
-            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
-            frame.pts, frame.time_base = i, 1 / rate
-            container.mux(stream.encode(frame))
-        container.mux(stream.encode(None))
-
+from helpers import LOAD_REFERENCE_DEFAULTS
+from reenact_testkit.media import count_decoded_frames, frame_colour, write_coloured_mp4, write_video
 
 def write_gif(path, frames, width, height):
     images = [Image.fromarray(np.tile(frame_colour(i), (height, width, 1))) for i in range(frames)]
@@ -46,10 +16,10 @@ def write_gif(path, frames, width, height):
 
 
 def load(video, **overrides):
-    return run_node("LoadMotionReference", video=video, **{**NODE_DEFAULTS, **overrides})
+    return run_node("LoadMotionReference", video=video, **{**LOAD_REFERENCE_DEFAULTS, **overrides})
 
 
-@pytest.mark.parametrize("writer,name", [(write_mp4, "clip.mp4"), (write_gif, "clip.gif")])
+@pytest.mark.parametrize("writer,name", [(write_coloured_mp4, "clip.mp4"), (write_gif, "clip.gif")])
 def test_reads_selected_frames_in_order(tmp_folders, writer, name):
     writer(tmp_folders / "input" / name, 12, 98, 54)  # odd, non-multiple-of-64 size
     frames, source_fps, clip_fps, label = load(name, start_frame=2, frame_count=4, stride=2, width=128, height=64)
@@ -61,7 +31,7 @@ def test_reads_selected_frames_in_order(tmp_folders, writer, name):
 
 
 def test_target_fps_picks_frames_by_time(tmp_folders):
-    write_mp4(tmp_folders / "input" / "fast.mp4", 30, 64, 64, fps=30.0)
+    write_coloured_mp4(tmp_folders / "input" / "fast.mp4", 30, 64, 64, fps=30.0)
     frames, source_fps, clip_fps, _ = load("fast.mp4", frame_count=3, target_fps=10.0)
     centre = (frames[:, 32, 32] * 255).round()
     expected = torch.tensor(np.stack([frame_colour(i) for i in (0, 3, 6)])).float()
@@ -70,7 +40,7 @@ def test_target_fps_picks_frames_by_time(tmp_folders):
 
 def test_fewer_frames_than_asked_is_a_clear_error(tmp_folders):
     """Documented behaviour: no silent padding or looping; the error says what is there."""
-    write_mp4(tmp_folders / "input" / "short.mp4", 5, 64, 64)
+    write_coloured_mp4(tmp_folders / "input" / "short.mp4", 5, 64, 64)
     with pytest.raises(ValueError, match=r"expected 4 frames from frame 0, every 2 frame\(s\).*has only 5 frames"):
         load("short.mp4", stride=2)
 
@@ -82,7 +52,7 @@ def test_resize_modes_keep_or_ignore_aspect(tmp_folders, mode):
     img[:, : w // 2] = 255  # left half white
     images = torch.from_numpy(np.stack([img] * 4)).float() / 255
     frames, *_ = run_node("LoadMotionReference", video="", images=images, images_fps=8.0,
-                          **{**NODE_DEFAULTS, "resize_mode": mode})
+                          **{**LOAD_REFERENCE_DEFAULTS, "resize_mode": mode})
     row = frames[0, 32, :, 0]
     if mode == "pad":
         assert frames[0, 0].max() == 0 and frames[0, 32].max() > 0.99, "bars above and below, image in the middle"
@@ -131,7 +101,7 @@ def write_no_frames(path):
                                        r"streams at all \(no frames\)"),
     ("voice.mp4", write_audio_only, "expected a video with a video stream, got voice.mp4, which has only audio "
                                     "streams"),
-    ("single.mp4", lambda p: write_mp4(p, 1, 64, 64), r"expected 4 frames from frame 0, every 1 frame\(s\) "
+    ("single.mp4", lambda p: write_coloured_mp4(p, 1, 64, 64), r"expected 4 frames from frame 0, every 1 frame\(s\) "
                                                       r".*single.mp4 has only 1 frame, which gives 1"),
 ])
 def test_empty_audio_only_and_single_frame_files(tmp_folders, name, make, message):
@@ -140,37 +110,9 @@ def test_empty_audio_only_and_single_frame_files(tmp_folders, name, make, messag
         load(name)
 
 
-def count_decoded_frames(monkeypatch) -> list:
-    """Every frame PyAV's decoder hands the reader, counted by wrapping av.open (its only way into a video)."""
-    import av
-    decoded, real_open = [], av.open
-
-    class Counting:
-        def __init__(self, inner):
-            self.inner = inner
-
-        def decode(self, *args, **kwargs):
-            for frame in self.inner.decode(*args, **kwargs):
-                decoded.append(frame)
-                yield frame
-
-        def __enter__(self):
-            self.inner.__enter__()
-            return self
-
-        def __exit__(self, *exc):
-            return self.inner.__exit__(*exc)
-
-        def __getattr__(self, name):
-            return getattr(self.inner, name)
-
-    monkeypatch.setattr(av, "open", lambda *args, **kwargs: Counting(real_open(*args, **kwargs)))
-    return decoded
-
-
 def test_long_video_is_not_read_whole(tmp_folders, monkeypatch):
     """Reading stops at the last selected frame: frames after it are never decoded."""
-    write_mp4(tmp_folders / "input" / "long.mp4", 200, 64, 64)
+    write_coloured_mp4(tmp_folders / "input" / "long.mp4", 200, 64, 64)
     decoded = count_decoded_frames(monkeypatch)
     frames, *_ = load("long.mp4", start_frame=5, frame_count=4)
     assert frames.shape[0] == 4
@@ -197,7 +139,7 @@ def test_portrait_phone_video_comes_upright(tmp_folders):
     path = tmp_folders / "input" / "portrait.mp4"
     frame = np.zeros((64, 96, 3), np.uint8)
     frame[:16, :16] = 255  # white square at the stored top-left
-    write_frames(path, [frame] * 3)
+    write_video(path, [frame] * 3, fps=10.0)
     rotate_in_header(path, 1)
     frames, _ = read_video_frames(str(path), FrameSelection(count=2))
     assert frames.shape == (2, 96, 64, 3)
