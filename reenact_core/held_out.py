@@ -47,8 +47,8 @@ class StopRule:
     learned falls slowly but steadily, which a variance window reads as flat; a relative test over a window of
     evaluations needs no scale, and `patience` evaluations of `every` steps bound how long a plateau is tolerated.
     """
-    patience: int = 4
-    min_improvement: float = 0.01
+    patience: int
+    min_improvement: float
 
     def reason(self, history: list, every: int) -> str | None:
         """Why the run should stop now, or None; `history` is [(step, held-out loss), ...], oldest first."""

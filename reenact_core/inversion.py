@@ -63,11 +63,12 @@ class InversionSettings:
     precision: str = "auto"
     memory_mode: str = "balanced"
     compile: str = "off"
-    held_out_every: int = 50  # evaluate the held-out loss every this many steps (held_out.py); 0 = never
+    # The held-out loss and the stop rule (held_out.py); defaults chosen on the toy world, benchmarks/toy/README.md.
+    held_out_every: int = 25  # evaluate the held-out loss every this many steps; 0 = never
     held_out_draws: int = problem_field(4)  # its fixed (sigma, noise) draws; a resumed history needs the same
-    stop_when_learned: bool = False  # end the run once the held-out loss stops improving (StopRule)
-    stop_patience: int = 4  # StopRule.patience, in held-out evaluations
-    stop_min_improvement: float = 0.01  # StopRule.min_improvement, relative
+    stop_when_learned: bool = True  # end the run once the held-out loss stops improving; steps is then the most
+    stop_patience: int = 3  # StopRule.patience, in held-out evaluations
+    stop_min_improvement: float = 0.02  # StopRule.min_improvement, relative
 
     def as_dict(self):
         return asdict(self)

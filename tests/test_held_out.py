@@ -82,7 +82,8 @@ def toy_case(one_quiet_thread):
 def toy_run(toy_case, **changes):
     patcher, case = toy_case
     ref = case.reference.latents
-    settings = replace(toy_fidelity.DEFAULT_SETTINGS, held_out_every=25, stop_when_learned=True, **changes)
+    settings = replace(toy_fidelity.DEFAULT_SETTINGS, held_out_every=InversionSettings().held_out_every,
+                       stop_when_learned=True, **changes)
     stats = RunStats()
     tokens, losses = invert_motion(patcher, ref, ref[:1], toy_fidelity.init_tokens(ref.shape[0], 1, 0), settings,
                                    stats=stats)
@@ -93,14 +94,14 @@ def test_a_learned_toy_motion_stops_before_steps_and_matches(toy_case):
     patcher, case = toy_case
     tokens, losses, stats = toy_run(toy_case, steps=1000)
     assert stats.stopped_at is not None and stats.stopped_at < 1000, stats.held_out
-    assert len(losses) == stats.stopped_at and "held-out loss improved by less than 1%" in stats.stop_reason
+    assert len(losses) == stats.stopped_at and "held-out loss improved by less than 2%" in stats.stop_reason
     result = toy_fidelity.score(toy_svd.sample_video(patcher, case.target.latents[:1], tokens, 0), case)
     assert result["match"], result
 
 
 def test_a_toy_motion_still_being_learned_does_not_stop(toy_case):
-    """A learning rate 30x lower: the held-out loss still falls by more than 1% per window at the end."""
+    """A learning rate 30x lower: the held-out loss still falls by more than 2% per window at the end."""
     _, losses, stats = toy_run(toy_case, steps=200, learning_rate=1e-3)
     assert stats.stopped_at is None and len(losses) == 200
-    recent = [loss for _, loss in stats.held_out[-5:]]
-    assert recent[-1] < 0.99 * min(recent[:-4]), f"precondition: still falling, got {stats.held_out}"
+    recent = [loss for _, loss in stats.held_out[-4:]]
+    assert recent[-1] < 0.98 * recent[0], f"precondition: still falling, got {stats.held_out}"

@@ -26,7 +26,7 @@ setup_comfyui()
 import torch  # noqa: E402
 
 from reenact_core.held_out import StopRule  # noqa: E402
-from reenact_core.inversion import invert_motion  # noqa: E402
+from reenact_core.inversion import DEFAULTS, invert_motion  # noqa: E402
 from reenact_testkit import toy_fidelity  # noqa: E402
 from reenact_toy import toy_svd  # noqa: E402
 
@@ -92,8 +92,8 @@ def main(argv=None):
     parser.add_argument("--every", type=int, default=25)
     parser.add_argument("--fixed", type=int, nargs="+", default=[100, 400, 1000])
     parser.add_argument("--distributions", nargs="+", default=list(DISTRIBUTIONS))
-    parser.add_argument("--patience", type=int, default=StopRule.patience)
-    parser.add_argument("--min-improvement", type=float, default=StopRule.min_improvement)
+    parser.add_argument("--patience", type=int, default=DEFAULTS.stop_patience)
+    parser.add_argument("--min-improvement", type=float, default=DEFAULTS.stop_min_improvement)
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     import comfy.utils
