@@ -62,7 +62,7 @@ OPTIMIZE_NOTE = """**Learn the motion (motion-textual inversion)**
 frame. *Optimize Motion Embedding* then trains only those tokens against the frozen SVD model; the MODEL is not
 changed. The loss curve draws live on the node and as an image at the end.
 
-About 1000 steps is a good start. It is a long job: press **Cancel** at any time, it stops within a step.
+`steps` is the most it takes: with `stop_when_learned` on it ends once the held-out loss (the second series on the curve) stops improving. Press **Cancel** at any time; it stops within a step.
 `gradient_checkpointing = blocks` saves VRAM."""
 
 SAVE_NOTE = """**Save**
