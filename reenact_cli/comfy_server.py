@@ -51,6 +51,10 @@ class ComfyServer:
         return ["--base-directory", base_directory, "--database-url", f"sqlite:///{database}"]
 
     def start(self, timeout: float = 300) -> "ComfyServer":
+        """Start the server and wait until it answers; a server already started is returned as it is (so
+        `with server.start():` does not start a second one)."""
+        if self.process is not None and self.process.poll() is None:
+            return self
         if self.base_directory:  # ComfyUI's startup lists custom_nodes and fails when it is absent
             for folder in ("custom_nodes", "user"):
                 os.makedirs(os.path.join(self.base_directory, folder), exist_ok=True)
