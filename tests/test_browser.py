@@ -53,10 +53,16 @@ def run_driver(url, config_path):
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+# The driver's own switch between the classic canvas and Nodes 2.0: the frontend's settings write is aborted by the
+# page reload that follows it. It is the test's doing, and a bare ComfyUI never switches.
+DRIVER_REQUESTS = ("/api/settings/Comfy.VueNodes.Enabled",)
+
+
 def normalised(messages, url):
     """Errors compared across two servers: ports differ, and the frontend prints each line once per load."""
     host = url.split("//", 1)[1]
-    return {re.sub(r"127\.0\.0\.1:\d+", "HOST", m.replace(host, "HOST")) for m in messages}
+    return {re.sub(r"127\.0\.0\.1:\d+", "HOST", m.replace(host, "HOST")) for m in messages
+            if not any(request in m for request in DRIVER_REQUESTS)}
 
 
 def skip_first_start_dialog(client):

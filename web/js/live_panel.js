@@ -30,10 +30,13 @@ export function livePanel(node) {
   if (node.reenactPanel) return node.reenactPanel;
   const root = element("div", "reenact-live-panel", {
     display: "flex", flexDirection: "column", gap: `${GAP}px`, width: "100%", boxSizing: "border-box",
-    minHeight: `${CURVE_HEIGHT}px`,
+    minHeight: `${CURVE_HEIGHT}px`, overflow: "hidden",
   });
   const preview = element("figure", "reenact-motion-preview", {
-    margin: "0", height: `${PREVIEW_HEIGHT}px`, flex: "0 0 auto", display: "flex", flexDirection: "column",
+    // Its full height where the node gives the panel room (Nodes 2.0 sizes the panel to its content); it gives way
+    // first where the canvas gives the widget less than that, so the curve below is never pushed out of the node.
+    margin: "0", height: `${PREVIEW_HEIGHT}px`, flex: "0 1 auto", minHeight: "0", display: "flex",
+    flexDirection: "column",
     alignItems: "center", justifyContent: "center", background: "#1b1b1b", overflow: "hidden",
   });
   preview.hidden = true;
