@@ -39,7 +39,7 @@ PACK_MODULE, PACK_NODE_IDS = load_pack()
 # run also checks on the oldest supported ComfyUI (scripts/run_tests.sh): loading, validation, the bundled
 # workflows through a real server, the main command and VIDEO input.
 FULL_MODULES = {"test_browser", "test_compiled_step", "test_benchmark_smoke", "test_server_queue",
-                "test_server_workflows", "test_published_pack", "test_toy_fidelity"}
+                "test_server_workflows", "test_published_pack", "test_toy_fidelity", "test_main_command"}
 FLOOR_MODULES = {"test_pack_loading", "test_prompt_validation", "test_server_workflows", "test_main_command",
                  "test_video_input", "test_published_pack"}
 SERVER_FIXTURES = {"comfy_server", "published_server"}
