@@ -40,8 +40,13 @@ PACK_MODULE, PACK_NODE_IDS = load_pack()
 # workflows through a real server, the main command and VIDEO input.
 FULL_MODULES = {"test_browser", "test_compiled_step", "test_benchmark_smoke", "test_server_queue",
                 "test_server_workflows", "test_published_pack", "test_toy_fidelity", "test_main_command"}
-FLOOR_MODULES = {"test_pack_loading", "test_prompt_validation", "test_server_workflows", "test_main_command",
-                 "test_video_input", "test_published_pack"}
+FLOOR_MODULES = {"test_pack_loading", "test_prompt_validation", "test_server_workflows", "test_video_input",
+                 "test_published_pack"}
+# Of the main command's tests, the floor runs the command itself (a real server, the demo) and its input checks.
+FLOOR_TESTS = {"test_main_command": {"test_a_missing_input_file_is_named_before_any_server_starts",
+                                     "test_a_missing_checkpoint_says_which_file_and_where",
+                                     "test_reuses_a_running_server_and_writes_the_video",
+                                     "test_demo_runs_the_whole_graph_on_the_toy_model_and_says_so"}}
 SERVER_FIXTURES = {"comfy_server", "published_server"}
 
 
@@ -50,7 +55,7 @@ def pytest_collection_modifyitems(config, items):
         module = item.module.__name__.rsplit(".", 1)[-1]
         if module in FULL_MODULES or SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.full)
-        if module in FLOOR_MODULES:
+        if module in FLOOR_MODULES or item.originalname in FLOOR_TESTS.get(module, ()):
             item.add_marker(pytest.mark.floor)
 
 
