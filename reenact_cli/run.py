@@ -152,17 +152,9 @@ def copy_to_numbered(source: str, folder: str, stem: str, suffix: str) -> str:
     error or Ctrl-C mid-copy leaves neither half a file nor the empty reservation."""
     import shutil
 
-    from reenact_core.safe_files import create_empty, reserve_numbered  # here: it imports torch
+    from reenact_core.safe_files import create_empty, fill_reserved, reserve_numbered  # here: it imports torch
     target = reserve_numbered(folder, stem, suffix, create_empty)
-    partial = target + ".partial"
-    try:
-        shutil.copyfile(source, partial)
-        os.replace(partial, target)
-    except BaseException:
-        for path in (partial, target):
-            if os.path.exists(path):
-                os.remove(path)
-        raise
+    fill_reserved(target, lambda tmp: shutil.copyfile(source, tmp))
     return target
 
 

@@ -36,18 +36,23 @@ def create_empty(path: str) -> None:
     os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
 
 
-def write_reserved(path: str, tensors: dict, metadata: dict) -> None:
-    """Fill a file this run reserved (create_empty) through a temporary file, so a crash or Cancel mid-write
+def fill_reserved(path: str, write) -> None:
+    """Fill a file this run reserved (create_empty) by `write(temporary path)`, so a crash or Cancel mid-write
     leaves neither a half-written file nor the empty reservation behind."""
     tmp = path + ".tmp"
     try:
-        safetensors.torch.save_file(tensors, tmp, metadata=metadata)
+        write(tmp)
         os.replace(tmp, path)
     except BaseException:
         for leftover in (tmp, path):
             if os.path.exists(leftover):
                 os.remove(leftover)
         raise
+
+
+def write_reserved(path: str, tensors: dict, metadata: dict) -> None:
+    """A reserved .safetensors file, written through fill_reserved."""
+    fill_reserved(path, lambda tmp: safetensors.torch.save_file(tensors, tmp, metadata=metadata))
 
 
 def read_safetensors(path: str, what: str, formats: tuple, max_version: int, wrong_format=None):
