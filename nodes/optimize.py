@@ -70,29 +70,34 @@ class OptimizeMotionEmbedding(io.ComfyNode):
                 MotionEmbeddingType.Input("init_embedding", tooltip="From Inflate CLIP Embedding, or an "
                                           "embedding to keep training."),
                 io.Int.Input("steps", default=DEFAULTS.steps, min=1, max=100_000,
-                             tooltip="Optimisation steps; with stop_when_learned the most it may take. Motion shows by 500-1000 "
-                                     "steps on SVD (the paper)."),
+                             tooltip="Optimisation steps; with stop_when_learned the most it may take. Motion "
+                                     "shows by 500-1000 steps on SVD (the paper)."),
                 io.Float.Input("learning_rate", default=DEFAULTS.learning_rate, min=1e-6, max=1.0, step=0.001),
                 io.Int.Input("seed", default=DEFAULTS.seed, min=0, max=0xFFFFFFFFFFFFFFFF, control_after_generate=True),
                 io.Float.Input("sigma_log_mean", default=DEFAULTS.sigma_log_mean, min=-5.0, max=6.0, step=0.1,
                                tooltip="Noise levels are drawn as sigma = exp(mean + std * z), one per video. "
                                        "Higher means more weight on coarse motion.", **advanced(io.Float)),
-                io.Float.Input("sigma_log_std", default=DEFAULTS.sigma_log_std, min=0.0, max=5.0, step=0.1, **advanced(io.Float)),
-                io.Float.Input("augmentation_level", default=DEFAULTS.augmentation_level, min=0.0, max=10.0, step=0.01,
+                io.Float.Input("sigma_log_std", default=DEFAULTS.sigma_log_std, min=0.0, max=5.0, step=0.1,
+                               **advanced(io.Float)),
+                io.Float.Input("augmentation_level", default=DEFAULTS.augmentation_level, min=0.0, max=10.0,
+                               step=0.01,
                                tooltip="Noise added to the conditioning frame; use the same value in "
                                        "SVD_img2vid_Conditioning at transfer.", **advanced(io.Float)),
                 io.Int.Input("fps", default=DEFAULTS.fps, min=1, max=1024, tooltip="SVD's fps conditioning."),
                 io.Int.Input("motion_bucket_id", default=DEFAULTS.motion_bucket_id, min=1, max=1023),
-                io.Combo.Input("gradient_checkpointing", options=list(CHECKPOINTING_MODES), default=DEFAULTS.checkpointing,
+                io.Combo.Input("gradient_checkpointing", options=list(CHECKPOINTING_MODES),
+                               default=DEFAULTS.checkpointing,
                                tooltip="blocks: recompute each UNet block in backward, much less VRAM, "
-                                       "slower (measured: benchmarks/README.md). layers: recompute each resblock and transformer "
-                                       "block on its own, finer. off: fastest, most VRAM. budget (needs "
+                                       "slower (measured: benchmarks/README.md). layers: recompute each "
+                                       "resblock and transformer block on its own, finer. off: fastest, most "
+                                       "VRAM. budget (needs "
                                        "compile on): the compiler keeps what fits a fixed share of off's "
                                        "memory and recomputes only the cheap ops.", **advanced(io.Combo)),
                 io.Combo.Input("lr_schedule", options=list(LR_SCHEDULES), default=DEFAULTS.lr_schedule,
                                **advanced(io.Combo)),
                 io.Int.Input("warmup_steps", default=DEFAULTS.warmup_steps, min=0, max=100_000, **advanced(io.Int)),
-                io.Float.Input("weight_decay", default=DEFAULTS.weight_decay, min=0.0, max=1.0, step=0.001, **advanced(io.Float)),
+                io.Float.Input("weight_decay", default=DEFAULTS.weight_decay, min=0.0, max=1.0, step=0.001,
+                               **advanced(io.Float)),
                 io.Combo.Input("precision", options=list(PRECISIONS), default=DEFAULTS.precision, optional=True,
                                tooltip="The UNet's compute dtype during inversion; the embedding and its "
                                        "optimizer state stay fp32. auto: the dtype ComfyUI loaded the model "

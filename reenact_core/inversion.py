@@ -322,8 +322,9 @@ def invert_motion(model_patcher, reference_latents, condition_latent, init_token
     Between steps, with the MODEL as the user has it (the run's layer wrappers and compute dtype are taken off and
     put back after, so ComfyUI may even unload the UNet meanwhile):
     - every `settings.held_out_every` steps, at the start and at the end (when the run is at least that long),
-      the held-out loss (held_out.py) is evaluated and passed to `on_held_out(step, steps, loss)`; with `settings.stop_when_learned` the run ends
-      there once the loss has stopped improving (a checkpoint is written then, when checkpoints are on);
+      the held-out loss (held_out.py) is evaluated and passed to `on_held_out(step, steps, loss)`; with
+      `settings.stop_when_learned` the run ends there once the loss has stopped improving (a checkpoint is written
+      then, when checkpoints are on);
     - `on_preview(step, tokens)` runs after every `preview_every`-th step (0 = never).
     """
     require_matching_frames(init_tokens.shape[0] - 1, reference_latents.shape[0])
@@ -338,7 +339,8 @@ def invert_motion(model_patcher, reference_latents, condition_latent, init_token
     generator = torch.Generator().manual_seed(settings.seed)
     stop_rule = settings.stop_rule()
     # A run shorter than one period gets no held-out loss: its start and end evaluations would cost more than it.
-    every = settings.held_out_every if settings.steps - (resume.step if resume else 0) >= settings.held_out_every else 0
+    start_step = resume.step if resume is not None else 0
+    every = settings.held_out_every if settings.steps - start_step >= settings.held_out_every else 0
     draws = held_out_draws(settings.seed, settings.held_out_draws, objective.x0.shape, settings,
                            objective.model.model_sampling) if every > 0 else []
     stats = stats if stats is not None else RunStats()

@@ -9,8 +9,8 @@ file is ever overwritten and pruning only touches that run's own files.
 
 Resuming checks what would make the continued run a different optimisation problem (the model, the
 reference video, the embedding's shape, and the settings InversionSettings marks as the problem's: noise,
-conditioning, the held-out draws) and names every difference. Learning rate, schedule, precision and memory settings may change on resume: switching
-to bf16 or a lower learning rate is the remedy for an overflow.
+conditioning, the held-out draws) and names every difference. Learning rate, schedule, precision and memory
+settings may change on resume: switching to bf16 or a lower learning rate is the remedy for an overflow.
 """
 import json
 import os
