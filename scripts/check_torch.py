@@ -2,9 +2,10 @@
 
 A local build tag (+cu130, +cpu) is the same release. Prints what is installed and what is expected.
 """
-import importlib.metadata
 import os
 import sys
+
+from torch_family import installed  # this folder: scripts run as files put it on sys.path
 
 PINS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "tested-torch.txt")
 
@@ -14,16 +15,10 @@ def pinned() -> dict:
         return dict(line.strip().split("==") for line in f if line.strip() and not line.startswith("#"))
 
 
-def installed(name: str) -> str:
-    try:
-        return importlib.metadata.version(name)
-    except importlib.metadata.PackageNotFoundError:
-        return "none"
-
-
 def main() -> int:
-    wrong = {name: (installed(name), version) for name, version in pinned().items()
-             if installed(name).split("+")[0] != version}
+    have = {name: installed(name) or "none" for name in pinned()}
+    wrong = {name: (have[name], version) for name, version in pinned().items()
+             if have[name].split("+")[0] != version}
     for name, (have, want) in wrong.items():
         print(f"expected {name}=={want} (the tested version), got {have}")
     return 1 if wrong else 0
