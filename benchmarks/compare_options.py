@@ -36,7 +36,7 @@ def main(argv=None):
     setup_comfy(opts.device)
     import torch
 
-    from reenact_core.inversion import InversionSettings, invert_motion
+    from reenact_core.inversion import InversionSettings, RunHooks, invert_motion
     from reenact_testkit.small_models import full_svd_unet_config, make_svd, small_svd_unet_config
 
     config = full_svd_unet_config() if opts.model == "full" else small_svd_unet_config()
@@ -54,7 +54,8 @@ def main(argv=None):
             def on_step(step, total, loss):
                 sync()
                 stamps.append(time.perf_counter())
-            invert_motion(patcher, latents, latents[:1].clone(), init, settings, on_step)
+            invert_motion(patcher, latents, latents[:1].clone(), init, settings=settings,
+                          hooks=RunHooks(on_step=on_step))
             times[(precision, ckpt)].append((stamps[-1] - stamps[0]) / opts.steps)
     result = {f"{prec}/{ckpt}": round(statistics.median(t[1:]), 4) for (prec, ckpt), t in times.items()}
     base = result["fp32/off"]

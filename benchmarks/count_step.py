@@ -2,9 +2,9 @@
 
 The model is ComfyUI's SVD (full size by default) built on PyTorch's meta device, which has shapes but
 no memory and no arithmetic, so 14 or 25 frames at 576x1024 count in seconds on any machine. The step
-is the optimiser's own: `reenact_core.inversion.DenoisingObjective` (the conds `bind` builds, the loss
-`apply_model` gives) inside `prepared_for_backward` (frozen weights, the chosen checkpointing) and
-`computing_in` (the compute dtype), then backward to the tokens. FLOPs come from
+is the optimiser's own: `reenact_core.inversion.DenoisingObjective` (the conds `model_conds` builds, the loss
+`apply_model` gives) inside `changed_for_run` (frozen weights, the chosen checkpointing, the compute
+dtype), then backward to the tokens. FLOPs come from
 `torch.utils.flop_counter`, recompute included: with --device cpu they are what inversion_step.py counts
 on a real run (tests/test_benchmark_smoke.py checks the two agree). On meta, ComfyUI's SDPA is routed to
 the fused attention op a GPU runs (see gpu_attention_kernel), so saved bytes and attention FLOPs are the
@@ -132,10 +132,10 @@ def count(opts, torch, model, dtype, mode):
     """FLOPs of one step in `mode`, and the saved-bytes picture from a checkpointing-off pass."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    from reenact_core.backward_ready import prepared_for_backward
-    from reenact_core.layer_wrappers import checkpoint_targets
     from reenact_core.inversion import DenoisingObjective, InversionSettings
-    from reenact_core.precision import computing_in
+    from reenact_core.layer_wrappers import checkpoint_targets
+    from reenact_core.memory_mode import RunPlan
+    from reenact_core.run_changes import changed_for_run
     device = torch.device(opts.device)
     patcher = SimpleNamespace(model=model, load_device=device, model_options={})
     g = torch.Generator().manual_seed(0)
@@ -147,7 +147,7 @@ def count(opts, torch, model, dtype, mode):
     tokens = torch.randn(opts.frames + 1, opts.tokens, dim, generator=g)
     tokens = tokens.to(device).requires_grad_(True)
     with torch.inference_mode(False), torch.enable_grad():
-        with prepared_for_backward(model.diffusion_model, mode), computing_in(model, dtype):
+        with changed_for_run(model, RunPlan(mode, dtype, free_other_models=False)):
             with FlopCounterMode(display=False) as counter:
                 loss = objective.loss(objective.model_conds(tokens), 1.0, noise)
                 forward = counter.get_total_flops()
@@ -155,7 +155,7 @@ def count(opts, torch, model, dtype, mode):
             total = counter.get_total_flops()
         saved = SavedBytes(torch, list(model.parameters()), checkpoint_targets(model.diffusion_model, mode))
         try:
-            with prepared_for_backward(model.diffusion_model, "off"), computing_in(model, dtype), \
+            with changed_for_run(model, RunPlan("off", dtype, free_other_models=False)), \
                     torch.autograd.graph.saved_tensors_hooks(saved.pack, lambda t: t):
                 objective.loss(objective.model_conds(tokens), 1.0, noise)
         finally:

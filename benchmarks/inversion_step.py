@@ -102,7 +102,7 @@ def main(argv=None):
 
     import comfy.ldm.modules.attention
     from profile_split import time_split
-    from reenact_core.inversion import InversionSettings, RunStats, invert_motion
+    from reenact_core.inversion import InversionSettings, RunHooks, RunStats, invert_motion
     from reenact_core.memory_mode import plan_run
     from reenact_testkit.small_models import full_svd_unet_config, make_svd, small_svd_unet_config
 
@@ -140,7 +140,7 @@ def main(argv=None):
         return t
 
     with FlopCounterMode(display=False) as counter, torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        invert_motion(patcher, latents, condition, init, settings)
+        invert_motion(patcher, latents, condition, init, settings=settings)
     flop_per_step = counter.get_total_flops()
 
     cuda = opts.device == "cuda"
@@ -156,7 +156,8 @@ def main(argv=None):
 
     timed = InversionSettings(steps=opts.warmup + opts.steps + 1, **knobs)
     stats = RunStats()
-    invert_motion(patcher, latents, condition, init, timed, on_step, stats=stats)
+    invert_motion(patcher, latents, condition, init, settings=timed, hooks=RunHooks(on_step=on_step),
+                  stats=stats)
     per_step = [b - a for a, b in zip(stamps[opts.warmup:], stamps[opts.warmup + 1:])]
     s_per_step = statistics.median(per_step)
     if cuda:
@@ -170,7 +171,7 @@ def main(argv=None):
         from torch.profiler import ProfilerActivity, profile
         activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
         with profile(activities=activities) as prof:
-            invert_motion(patcher, latents, condition, init, InversionSettings(steps=opts.profile, **knobs))
+            invert_motion(patcher, latents, condition, init, settings=InversionSettings(steps=opts.profile, **knobs))
             if cuda:
                 torch.cuda.synchronize()
         split = time_split(prof, opts.device)

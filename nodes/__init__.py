@@ -1,6 +1,6 @@
 """Thin V3 nodes: validate inputs, call reenact_core, wrap the result."""
 from .apply_embedding import ApplyMotionEmbedding
-from .embedding_files import LoadMotionEmbedding, SaveMotionEmbedding
+from .save_load_embedding import LoadMotionEmbedding, SaveMotionEmbedding
 from .inflate_clip import InflateCLIPEmbedding
 from .load_reference import LoadMotionReference
 from .optimize import OptimizeMotionEmbedding

@@ -8,8 +8,10 @@ from comfy_api.latest import io
 
 from ..reenact_core.layer_wrappers import CHECKPOINTING_MODES, COMPILE_MODES
 from ..reenact_core.errors import ReenactError
-from ..reenact_core.inversion import DEFAULTS, LR_SCHEDULES, InversionSettings, RunStats, require_matching_frames
-from ..reenact_core.inversion_job import NO_RESUME, RunFiles, load_resume, invert_motion_with_files, run_name_problem
+from ..reenact_core.inversion import (DEFAULTS, LR_SCHEDULES, InversionSettings, RunHooks, RunStats,
+                                      require_matching_frames)
+from ..reenact_core.inversion_job import (FILE_DEFAULTS, NO_RESUME, RunFiles, invert_motion_with_files, load_resume,
+                                          run_name_problem)
 from ..reenact_core.loss_plot import loss_curve_image
 from ..reenact_core.memory_mode import MEMORY_MODES, compile_problem
 from ..reenact_core.motion_preview import PREVIEW_STEPS
@@ -21,13 +23,30 @@ from ..reenact_core.run_checkpoints import list_checkpoints, tensor_fingerprint
 from ..reenact_core.svd_latents import encode_reference
 from .common import CATEGORY, EMBEDDINGS_FOLDER, MotionEmbeddingType, size_problem
 from .live_events import LossEvents
-from .motion_preview import preview_callback, preview_target
+from .live_preview import preview_callback, preview_target
 from .schema_features import advanced, search_aliases
 from .validation import at_most_problem, declared_problem, first_problem
 
 
+# Inputs named otherwise than their InversionSettings field (renaming an input would break saved workflows).
+SETTING_INPUTS = {"gradient_checkpointing": "checkpointing"}
+FILE_INPUTS = ("run_name", "save_every", "keep_checkpoints", "resume")  # RunFiles' fields
+
+
 def embeddings_folder() -> str:
     return folder_paths.get_folder_paths(EMBEDDINGS_FOLDER)[0]
+
+
+def run_settings(inputs: dict) -> InversionSettings:
+    """The node's values as one InversionSettings; an input an older workflow lacks keeps the settings' default."""
+    return InversionSettings(**{SETTING_INPUTS.get(name, name): value for name, value in inputs.items()
+                                if value is not None and name not in FILE_INPUTS})
+
+
+def run_files(inputs: dict) -> RunFiles:
+    """Where the run's checkpoints go, how many it keeps, and the one it resumes."""
+    return RunFiles(embeddings_folder(), **{name: inputs[name] for name in FILE_INPUTS
+                                            if inputs.get(name) not in (None, "")})
 
 
 def stop_problem(stop_when_learned, held_out_every) -> str | None:
@@ -115,23 +134,23 @@ class OptimizeMotionEmbedding(io.ComfyNode):
                                        "compiler toolchain (Triton on NVIDIA).", **advanced(io.Combo)),
                 io.String.Input("source_name", default="", optional=True, force_input=True,
                                 tooltip="Recorded in the embedding's metadata (Load Motion Reference's name)."),
-                io.String.Input("run_name", default="motion", optional=True,
+                io.String.Input("run_name", default=FILE_DEFAULTS.run_name, optional=True,
                                 tooltip="Checkpoints go to models/motion_embeddings/checkpoints/<run_name>_NNNNN/; "
                                         "a rescued embedding after an overflow to rescued/<run_name>_NNNNN."),
-                io.Int.Input("save_every", default=0, min=0, max=100_000, optional=True,
+                io.Int.Input("save_every", default=FILE_DEFAULTS.save_every, min=0, max=100_000, optional=True,
                              tooltip="Save a run checkpoint (embedding, AdamW state, step, RNG state) every "
                                      "this many steps; 0 = off."),
-                io.Int.Input("keep_checkpoints", default=3, min=0, max=1000, optional=True,
+                io.Int.Input("keep_checkpoints", default=FILE_DEFAULTS.keep_checkpoints, min=0, max=1000, optional=True,
                              tooltip="How many of this run's newest checkpoints to keep; 0 = keep all.",
                              **advanced(io.Int)),
-                io.Combo.Input("resume", options=resume_options(), default=NO_RESUME, optional=True,
+                io.Combo.Input("resume", options=resume_options(), default=FILE_DEFAULTS.resume, optional=True,
                                tooltip="Go on from a run checkpoint: same model, reference and noise settings "
                                        "(checked). Its seed is used; steps is the total to reach."),
-                io.Int.Input("preview_every", default=0, min=0, max=100_000, optional=True,
+                io.Int.Input("preview_every", default=DEFAULTS.preview_every, min=0, max=100_000, optional=True,
                              tooltip="Every this many steps, sample a short preview of the motion learned so far "
-                                     f"({PREVIEW_STEPS} sampler steps without CFG, then a VAE decode; about the "
-                                     "time of 3-4 optimisation steps plus the decode) and show it on the node. "
-                                     "0 = off. Every 100 steps costs a few percent of the run."),
+                                     f"({PREVIEW_STEPS} sampler steps without CFG, then a VAE decode) and show it on "
+                                     "the node. 0 = off. What previews cost, in optimisation steps: the console "
+                                     "log after the run, and benchmarks/README.md."),
                 io.Image.Input("preview_image", optional=True,
                                tooltip="The image the previews animate (its first frame, cropped to the "
                                        "reference's size). Default: the reference's first frame."),
@@ -178,14 +197,9 @@ class OptimizeMotionEmbedding(io.ComfyNode):
             stop_problem(stop_when_learned, held_out_every))
 
     @classmethod
-    def execute(cls, model, vae, reference, init_embedding, steps, learning_rate, seed, sigma_log_mean,
-                sigma_log_std, augmentation_level, fps, motion_bucket_id, gradient_checkpointing,
-                lr_schedule=DEFAULTS.lr_schedule, warmup_steps=DEFAULTS.warmup_steps,
-                weight_decay=DEFAULTS.weight_decay, precision=DEFAULTS.precision, memory_mode=DEFAULTS.memory_mode,
-                compile=DEFAULTS.compile, source_name="", run_name="motion", save_every=0, keep_checkpoints=3,
-                resume=NO_RESUME, preview_every=0, preview_image=None, held_out_every=DEFAULTS.held_out_every,
-                stop_when_learned=DEFAULTS.stop_when_learned, stop_patience=DEFAULTS.stop_patience,
-                stop_min_improvement=DEFAULTS.stop_min_improvement) -> io.NodeOutput:
+    def execute(cls, model, vae, reference, init_embedding, source_name="", preview_image=None,
+                **inputs) -> io.NodeOutput:
+        """`inputs`: the widget values, read as InversionSettings (run_settings) and RunFiles (run_files)."""
         if problem := size_problem(reference.shape[2], reference.shape[1]):
             raise ReenactError(problem)
         require_svd(model)
@@ -193,25 +207,18 @@ class OptimizeMotionEmbedding(io.ComfyNode):
         require_embedding_fits(model, init_embedding)
         require_matching_frames(init_embedding.frames, reference.shape[0])
         model = non_dynamic(model)  # after the cheap checks: the first delegate of a MODEL is loaded from disk
-        settings = InversionSettings(steps=steps, learning_rate=learning_rate, weight_decay=weight_decay,
-                                     warmup_steps=warmup_steps, lr_schedule=lr_schedule, seed=seed,
-                                     sigma_log_mean=sigma_log_mean, sigma_log_std=sigma_log_std, fps=fps,
-                                     motion_bucket_id=motion_bucket_id, augmentation_level=augmentation_level,
-                                     checkpointing=gradient_checkpointing, precision=precision,
-                                     memory_mode=memory_mode, compile=compile, held_out_every=held_out_every,
-                                     stop_when_learned=stop_when_learned, stop_patience=stop_patience,
-                                     stop_min_improvement=stop_min_improvement)
-        files = RunFiles(embeddings_folder(), run_name, save_every, keep_checkpoints, resume or NO_RESUME)
+        settings, files = run_settings(inputs), run_files(inputs)
+        steps = settings.steps
         fingerprint, reference_fingerprint = model_fingerprint(model), tensor_fingerprint(reference)
         resumed, settings = load_resume(files, settings, fingerprint, reference_fingerprint,
                                         init_embedding.tokens.shape)
-        latents, condition_latent = encode_reference(vae, reference, augmentation_level, settings.seed)
+        latents, condition_latent = encode_reference(vae, reference, settings.augmentation_level, settings.seed)
         require_latents_fit(model, latents, reference.shape[2], reference.shape[1])
         node_id = cls.hidden.unique_id if cls.hidden else None
         on_preview = None
-        if preview_every > 0:
+        if settings.preview_every > 0:
             target = preview_target(vae, reference, preview_image, condition_latent, settings)
-            on_preview = preview_callback(model, vae, target, node_id, run_name, steps)
+            on_preview = preview_callback(model, vae, target, node_id, files.run_name, steps)
         progress = comfy.utils.ProgressBar(steps)
         loss_events = LossEvents(node_id, steps)
 
@@ -220,15 +227,17 @@ class OptimizeMotionEmbedding(io.ComfyNode):
             comfy.model_management.throw_exception_if_processing_interrupted()
             progress.update_absolute(step, total)
 
-        metadata = dict(init_embedding.metadata, fps=fps, motion_bucket_id=motion_bucket_id,
-                        augmentation_level=augmentation_level, width=reference.shape[2], height=reference.shape[1],
-                        source_video=source_name or "unknown", base_model=fingerprint, learning_rate=learning_rate,
-                        seed=settings.seed)
+        metadata = dict(init_embedding.metadata, fps=settings.fps, motion_bucket_id=settings.motion_bucket_id,
+                        augmentation_level=settings.augmentation_level, width=reference.shape[2],
+                        height=reference.shape[1], source_video=source_name or "unknown", base_model=fingerprint,
+                        learning_rate=settings.learning_rate, seed=settings.seed)
         stats = RunStats()
-        tokens, losses, _ = invert_motion_with_files(model, latents, condition_latent, init_embedding.tokens,
-                                                     settings, files, fingerprint, reference_fingerprint, resumed,
-                                                     on_step, metadata, stats, preview_every, on_preview,
-                                                     lambda step, total, loss: loss_events.held_out(step, loss))
+        hooks = RunHooks(on_step=on_step, on_preview=on_preview,
+                         on_held_out=lambda step, total, loss: loss_events.held_out(step, loss))
+        tokens, losses, _ = invert_motion_with_files(
+            model, latents, condition_latent, init_embedding.tokens, settings=settings, files=files,
+            model_fingerprint=fingerprint, reference_fingerprint=reference_fingerprint, resume=resumed, hooks=hooks,
+            rescue_metadata=metadata, stats=stats)
         if stats.preview_seconds:
             logging.info("Reenact Anything: %s", stats.describe_previews())
         if stats.held_out_seconds:

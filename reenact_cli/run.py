@@ -46,11 +46,13 @@ def parse_args(argv=None):
     p.add_argument("--frames", type=int, default=14)
     p.add_argument("--width", type=int, default=1024)
     p.add_argument("--height", type=int, default=576)
-    p.add_argument("--steps", type=int, help="optimisation steps (default 1000, or 60 with --demo)")
+    p.add_argument("--steps", type=int, help="the most optimisation steps (default: the bundled workflow's, which is "
+                                             "the node's default; 60 with --demo)")
     p.add_argument("--sampler-steps", type=int, default=25)
     p.add_argument("--preview-every", type=int, default=0, metavar="K",
                    help="every K optimisation steps, a short preview of the motion learned so far, saved to "
-                        "<output name>_previews_NNNNN/step_KKKKK.webp (each costs about 3-4 steps' time); 0 = off")
+                        "<output name>_previews_NNNNN/step_KKKKK.webp (what each costs: the server's log after the "
+                        "run); 0 = off")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--server", default=DEFAULT_SERVER, help="a running ComfyUI to reuse")
     p.add_argument("--start-server", action="store_true", help="always start a new server on a free port")
@@ -66,7 +68,7 @@ def parse_args(argv=None):
         p.error("give --image (the target image to animate), or --demo")
     if not args.reference and not args.embedding:
         p.error("give --reference (learn the motion) or --embedding (apply a saved one)")
-    args.output, args.steps = args.output or "reenact_output.mp4", args.steps or 1000
+    args.output = args.output or "reenact_output.mp4"
     return args
 
 
@@ -82,7 +84,8 @@ def check_local_files(args):
         value = getattr(args, name)
         if value <= 0 or value % 64:
             raise UserError(f"expected --{name} as a positive multiple of 64, got {value}")
-    if args.frames < 2 or args.steps < 1 or args.sampler_steps < 1 or args.preview_every < 0:
+    too_few_steps = args.steps is not None and args.steps < 1
+    if args.frames < 2 or too_few_steps or args.sampler_steps < 1 or args.preview_every < 0:
         raise UserError("expected --frames of at least 2, --steps and --sampler-steps of at least 1, and "
                         "--preview-every of at least 0")
 
@@ -111,8 +114,8 @@ def build_prompt(client, args, uploaded):
     else:
         changes.update({"LoadMotionReference": {"video": uploaded["reference"], "frame_count": args.frames,
                                                 "width": args.width, "height": args.height},
-                        "OptimizeMotionEmbedding": {"steps": args.steps, "seed": args.seed,
-                                                    "preview_every": args.preview_every},
+                        "OptimizeMotionEmbedding": {"seed": args.seed, "preview_every": args.preview_every,
+                                                    **({"steps": args.steps} if args.steps else {})},
                         "SaveMotionEmbedding": {"filename_prefix": "motion/reenact_cli"}})
     return patched(prompt, changes)
 

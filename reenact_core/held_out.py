@@ -1,7 +1,7 @@
 """A held-out loss the user can read, and the rule that ends a run once the motion is learned.
 
-Why: the training loss jumps with each step's random noise level (from 0.007 to 0.064 over the demo's last 20
-steps), so it cannot say when the motion is learned. The held-out loss is the same denoising loss at a fixed set of
+Why: the training loss jumps with each step's random noise level (by how much on the demo: benchmarks/toy/README.md),
+so it cannot say when the motion is learned. The held-out loss is the same denoising loss at a fixed set of
 (sigma, noise) draws, so it moves only when the tokens do: the deterministic loss that arXiv 2302.04841 stops
 textual inversion on. The sigmas sit at evenly spaced quantiles of the run's own log-normal, so the whole noise range
 counts as it does in training on average; the noise comes from a generator of its own, seeded from the run's seed,

@@ -27,13 +27,13 @@ import comfy.model_management
 import comfy.samplers
 from comfy.sampler_helpers import convert_cond
 
-from .backward_ready import prepared_for_backward
+from .compiled_layers import CompileReport
 from .errors import ReenactError
 from .held_out import StopRule, held_out_draws, held_out_loss
-from .layer_wrappers import CompileReport
 from .memory_mode import free_other_models, plan_run
 from .motion_conditioning import conditioning_with_motion, svd_base_conditioning
-from .precision import computing_in, loss_scaler
+from .precision import loss_scaler
+from .run_changes import changed_for_run
 
 
 SAME_ON_RESUME = {"resume": "same"}  # a field whose change makes a resumed run another optimisation problem
@@ -69,6 +69,7 @@ class InversionSettings:
     stop_when_learned: bool = True  # end the run once the held-out loss stops improving; steps is then the most
     stop_patience: int = 3  # StopRule.patience, in held-out evaluations
     stop_min_improvement: float = 0.02  # StopRule.min_improvement, relative
+    preview_every: int = 0  # a live preview after every this many steps (RunHooks.on_preview); 0 = never
 
     def as_dict(self):
         return asdict(self)
@@ -153,7 +154,6 @@ def draw_sigma_and_noise(generator: torch.Generator, shape, settings: InversionS
     return sigma, torch.randn(shape, generator=generator)
 
 
-StepCallback = Callable[[int, int, float], None]
 
 
 @dataclass
@@ -172,8 +172,16 @@ class RunState:
     held_out: list = field(default_factory=list)  # [(step, held-out loss), ...]
 
 
-CheckpointCallback = Callable[[RunState], None]
-PreviewCallback = Callable[[int, torch.Tensor], None]
+StepCallback = Callable[[int, int, float], None]
+
+
+@dataclass(frozen=True)
+class RunHooks:
+    """Who hears what during a run; each is optional and may raise to cancel it (ComfyUI's Cancel does)."""
+    on_step: StepCallback | None = None  # (step, steps, training loss) after every step
+    on_held_out: StepCallback | None = None  # (step, steps, held-out loss) after every held-out evaluation
+    on_preview: Callable[[int, torch.Tensor], None] | None = None  # (step, tokens) every settings.preview_every
+    on_checkpoint: Callable[[RunState], None] | None = None  # the run's state every save_every steps
 
 
 @dataclass
@@ -305,27 +313,24 @@ def segment_ends(first: int, steps: int, *every: int) -> list[int]:
     return [*sorted(ends), steps]
 
 
-def invert_motion(model_patcher, reference_latents, condition_latent, init_tokens,
-                  settings: InversionSettings, on_step: StepCallback | None = None,
-                  resume: RunState | None = None, save_every: int = 0,
-                  on_checkpoint: CheckpointCallback | None = None, stats: RunStats | None = None,
-                  preview_every: int = 0, on_preview: PreviewCallback | None = None,
-                  on_held_out: StepCallback | None = None):
+def invert_motion(model_patcher, reference_latents, condition_latent, init_tokens, *, settings: InversionSettings,
+                  hooks: RunHooks = RunHooks(), resume: RunState | None = None, save_every: int = 0,
+                  stats: RunStats | None = None):
     """Optimise motion tokens (F+1, N, D) so the frozen SVD denoises the reference video.
 
     Returns (tokens on CPU in fp32, per-step losses). The MODEL's outputs are unchanged afterwards,
-    whether the run ends, raises or is cancelled (on_step may raise to cancel).
-    `resume` continues a run from its saved state, bit for bit on a CPU; `on_checkpoint` gets the
+    whether the run ends, raises or is cancelled (any hook may raise to cancel).
+    `resume` continues a run from its saved state, bit for bit on a CPU; `hooks.on_checkpoint` gets the
     state every `save_every` steps (0 = never). A non-finite loss raises NonFiniteLoss with the last
     tokens whose loss was finite. `stats`, when given, gets the step times, the compile report, the held-out
     losses and where a stop rule ended the run.
     Between steps, with the MODEL as the user has it (the run's layer wrappers and compute dtype are taken off and
     put back after, so ComfyUI may even unload the UNet meanwhile):
     - every `settings.held_out_every` steps, at the start and at the end (when the run is at least that long),
-      the held-out loss (held_out.py) is evaluated and passed to `on_held_out(step, steps, loss)`; with
+      the held-out loss (held_out.py) is evaluated and passed to `hooks.on_held_out(step, steps, loss)`; with
       `settings.stop_when_learned` the run ends there once the loss has stopped improving (a checkpoint is written
       then, when checkpoints are on);
-    - `on_preview(step, tokens)` runs after every `preview_every`-th step (0 = never).
+    - `hooks.on_preview(step, tokens)` runs after every `settings.preview_every`-th step (0 = never).
     """
     require_matching_frames(init_tokens.shape[0] - 1, reference_latents.shape[0])
     if resume is not None:
@@ -361,19 +366,19 @@ def invert_motion(model_patcher, reference_latents, condition_latent, init_token
             comfy.model_management.load_models_gpu([model_patcher])
             stats.held_out.append((step, held_out_loss(objective, tokens, draws)))
             stats.held_out_seconds.append(time.perf_counter() - started)
-            if on_held_out is not None:
-                on_held_out(step, settings.steps, stats.held_out[-1][1])
+            if hooks.on_held_out is not None:
+                hooks.on_held_out(step, settings.steps, stats.held_out[-1][1])
 
         if plan.compile:
             logging.info("Reenact Anything: compiling the UNet's layers with torch.compile; the first step takes "
                          "longer, later runs in this process reuse the compiled graphs")
         evaluate(first)
         done, compile_reports = first, []
-        for end in segment_ends(first, settings.steps, preview_every if on_preview else 0, every):
+        preview_every = settings.preview_every if hooks.on_preview is not None else 0
+        saving = save_every > 0 and hooks.on_checkpoint is not None
+        for end in segment_ends(first, settings.steps, preview_every, every):
             comfy.model_management.load_models_gpu([model_patcher])  # a preview's VAE decode may have unloaded it
-            with prepared_for_backward(objective.model.diffusion_model, plan.checkpointing, plan.compile,
-                                       plan.offload_to_cpu) as compile_report, \
-                    computing_in(objective.model, plan.dtype):
+            with changed_for_run(objective.model, plan) as compile_report:
                 compile_reports.append(compile_report)
                 model_conds = objective.model_conds(tokens)
                 for step in range(done, end):
@@ -381,11 +386,11 @@ def invert_motion(model_patcher, reference_latents, condition_latent, init_token
                     losses.append(_optimisation_step(objective, model_conds, tokens, optimizer, scaler, generator,
                                                      settings, plan, step, losses))
                     stats.step_seconds.append(time.perf_counter() - started)
-                    if save_every > 0 and on_checkpoint is not None and (step + 1) % save_every == 0:
-                        on_checkpoint(_snapshot(step + 1, tokens, optimizer, scaler, generator, losses,
-                                                stats.held_out))
-                    if on_step is not None:
-                        on_step(step + 1, settings.steps, losses[-1])
+                    if saving and (step + 1) % save_every == 0:
+                        hooks.on_checkpoint(_snapshot(step + 1, tokens, optimizer, scaler, generator, losses,
+                                                      stats.held_out))
+                    if hooks.on_step is not None:
+                        hooks.on_step(step + 1, settings.steps, losses[-1])
                 done = end
             if every > 0 and (end % every == 0 or end == settings.steps):
                 evaluate(end)
@@ -393,12 +398,13 @@ def invert_motion(model_patcher, reference_latents, condition_latent, init_token
                 if reason is not None:
                     stats.stopped_at, stats.stop_reason = end, reason
                     logging.info("Reenact Anything: stopped at step %d of %d: %s", end, settings.steps, reason)
-                    if save_every > 0 and on_checkpoint is not None and end % save_every != 0:
-                        on_checkpoint(_snapshot(end, tokens, optimizer, scaler, generator, losses, stats.held_out))
+                    if saving and end % save_every != 0:
+                        hooks.on_checkpoint(_snapshot(end, tokens, optimizer, scaler, generator, losses,
+                                                      stats.held_out))
                     break
-            if on_preview is not None and preview_every > 0 and end % preview_every == 0:
+            if preview_every > 0 and end % preview_every == 0:
                 started = time.perf_counter()
-                on_preview(end, tokens.detach().cpu().clone())
+                hooks.on_preview(end, tokens.detach().cpu().clone())
                 stats.preview_seconds.append(time.perf_counter() - started)
         result = tokens.detach().cpu().clone()
     stats.compile = CompileReport.merged(compile_reports) if plan.compile else None

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from .embedding_file import save_embedding
 from .errors import ReenactError
-from .inversion import InversionSettings, NonFiniteLoss, RunState, RunStats, invert_motion
+from .inversion import InversionSettings, NonFiniteLoss, RunHooks, RunState, RunStats, invert_motion
 from .motion_embedding import MotionEmbedding
 from .run_checkpoints import (CHECKPOINTS_SUBFOLDER, list_checkpoints, load_checkpoint, new_run_folder,
                               require_resumable, run_header, save_checkpoint)
@@ -29,6 +29,9 @@ class RunFiles:
     save_every: int = 0
     keep_checkpoints: int = 3
     resume: str = NO_RESUME
+
+
+FILE_DEFAULTS = RunFiles(embeddings_folder="")  # the defaults alone, for the node's schema
 
 
 def run_name_problem(run_name: str) -> str | None:
@@ -64,13 +67,12 @@ def load_resume(files: RunFiles, settings: InversionSettings, model_fingerprint:
     return Resume(files.resume, state, header), settings
 
 
-def invert_motion_with_files(model_patcher, reference_latents, condition_latent, init_tokens,
+def invert_motion_with_files(model_patcher, reference_latents, condition_latent, init_tokens, *,
                              settings: InversionSettings, files: RunFiles, model_fingerprint: str,
-                             reference_fingerprint: str, resume: Resume | None = None, on_step=None,
-                             rescue_metadata: dict | None = None, stats: RunStats | None = None,
-                             preview_every: int = 0, on_preview=None, on_held_out=None):
+                             reference_fingerprint: str, resume: Resume | None = None, hooks: RunHooks = RunHooks(),
+                             rescue_metadata: dict | None = None, stats: RunStats | None = None):
     """invert_motion plus checkpoint files and the overflow rescue; returns (tokens, losses, run folder or None).
-    `stats`, `preview_every`, `on_preview` and `on_held_out` go to invert_motion."""
+    `hooks` (its on_checkpoint is this function's) and `stats` go to invert_motion."""
     run_folder = None
     header = run_header(settings, model_fingerprint, reference_fingerprint, files.run_name,
                         resume.name if resume else None)
@@ -82,9 +84,10 @@ def invert_motion_with_files(model_patcher, reference_latents, condition_latent,
         save_checkpoint(state, run_folder, header, files.keep_checkpoints)
 
     try:
-        tokens, losses = invert_motion(model_patcher, reference_latents, condition_latent, init_tokens, settings,
-                                       on_step, resume.state if resume else None, files.save_every, on_checkpoint,
-                                       stats, preview_every, on_preview, on_held_out)
+        tokens, losses = invert_motion(model_patcher, reference_latents, condition_latent, init_tokens,
+                                       settings=settings, hooks=dataclasses.replace(hooks, on_checkpoint=on_checkpoint),
+                                       resume=resume.state if resume else None, save_every=files.save_every,
+                                       stats=stats)
     except NonFiniteLoss as e:
         meta = dict(rescue_metadata or {})
         meta.update(steps=int(meta.get("steps", 0)) + e.good_steps, rescued="non-finite loss",

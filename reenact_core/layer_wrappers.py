@@ -7,33 +7,26 @@ the run ends, fails or is cancelled. The wrappers, innermost first:
 - offload (low_vram): the layer's input is kept on the CPU for the recompute, not on the GPU. The copy to the
   CPU is an ordinary differentiable op, so the gradient flows back through it; the checkpointed function
   moves the input back to the GPU when it runs, in the forward and again in the recompute.
-- compile (torch.compile, inductor): the layer's norm and elementwise chains are fused (about 43% of the
-  step's GPU time was these, ../benchmarks/README.md). The checkpoint sits inside the compiled region, so
-  inductor's partitioner plans the recompute. With checkpointing "budget" there is no checkpoint: the
-  partitioner keeps `torch._functorch.config.activation_memory_budget` of what it would save and recomputes
-  the cheapest ops (norms, elementwise) to stay under it.
-
-Compiled functions are made once per process and shared by every layer (dynamo keeps one graph per distinct
-layer shape and guards on the rest), so a second run in the same ComfyUI process does not compile again.
-`CompileReport` counts the graphs compiled and the graph breaks seen during a run.
+- compile (torch.compile, inductor; compiled_layers.py): the layer's norm and elementwise chains are fused (their
+  share of the step's GPU time: benchmarks/README.md, the compiled-step predictions). The checkpoint sits inside
+  the compiled region, so inductor's partitioner plans the recompute. With checkpointing "budget" there is no
+  checkpoint: the partitioner keeps MEMORY_BUDGET of what it would save and recomputes the cheapest ops (norms,
+  elementwise) to stay under it.
 """
 import contextlib
 import functools
-from dataclasses import dataclass
 
 import torch
 import torch.utils.checkpoint
+
+from .compiled_layers import CompileReport, compiled, compiling
 
 CHECKPOINTING_MODES = ("blocks", "layers", "off", "budget")
 COMPILE_MODES = ("off", "on")
 # Fraction of what the partitioner would save that checkpointing "budget" keeps. Fixed, not a setting: the
 # compiled graphs of a process are planned under one budget. Chosen to land near "blocks"' peak at
-# 14 x 576 x 1024 (count_step.py: 47.7 GB saved without recompute, about 6.6 GB of room beside the
-# weights at blocks' measured 10.4 GB peak).
+# 14 x 576 x 1024; the numbers behind it: benchmarks/README.md, "Why MEMORY_BUDGET is 0.15".
 MEMORY_BUDGET = 0.15
-# SVD's UNet has a few dozen distinct layer shapes; dynamo's default of 8 graphs per function would
-# silently fall back to eager for the rest.
-RECOMPILE_LIMIT = 256
 
 
 def _outermost(module, kinds):
@@ -86,95 +79,40 @@ def _checkpointed(module, *args, **kwargs):
     return torch.utils.checkpoint.checkpoint(_layer_forward, module, *args, use_reentrant=False, **kwargs)
 
 
-def _budgeted_forward(module, *args, **kwargs):
-    """_layer_forward under another name: dynamo caches graphs per function, and these are partitioned
-    under the memory budget."""
-    return type(module).forward(module, *args, **kwargs)
-
-
 def _checkpointed_offloaded(module, x, *args, **kwargs):
     x_on_cpu = x.to("cpu")
     return torch.utils.checkpoint.checkpoint(_offloaded_forward, module, x.device, x_on_cpu, *args,
                                              use_reentrant=False, **kwargs)
 
 
-_COMPILED: dict = {}
+def memory_budget(checkpointing: str) -> float:
+    """The partitioner's budget a compiled run's graphs are planned under: 1.0 (keep what it would) but for budget."""
+    return MEMORY_BUDGET if checkpointing == "budget" else 1.0
 
 
-def _compiled(fn):
-    """One torch.compile of `fn` per process: its graphs are shared by every layer and every run."""
-    if fn not in _COMPILED:
-        _COMPILED[fn] = torch.compile(fn, backend="inductor", dynamic=False)
-    return _COMPILED[fn]
-
-
-def layer_function(checkpointing: str, offload: bool, compile: bool):
-    if checkpointing == "budget":
-        return _compiled(_budgeted_forward)
-    if checkpointing == "off":
+def layer_function(checkpointing: str, *, offload: bool, compile: bool):
+    """What each wrapped layer's forward becomes."""
+    if checkpointing in ("off", "budget"):
         if offload:
-            raise ValueError("expected checkpointing blocks or layers with the layer inputs offloaded, got off")
+            raise ValueError(f"expected checkpointing blocks or layers with the layer inputs offloaded, "
+                             f"got {checkpointing}")
         fn = _layer_forward
     else:
         fn = _checkpointed_offloaded if offload else _checkpointed
-    return _compiled(fn) if compile else fn
-
-
-@dataclass
-class CompileReport:
-    """What torch.compile did during a run: graphs compiled (0 on a second run) and graph breaks."""
-    graphs: int = 0
-    graph_breaks: int = 0
-    break_reasons: tuple = ()
-
-    @classmethod
-    def merged(cls, reports) -> "CompileReport":
-        """One report for a run whose layers were wrapped more than once (it pauses for previews)."""
-        return cls(sum(r.graphs for r in reports), sum(r.graph_breaks for r in reports),
-                   tuple(dict.fromkeys(reason for r in reports for reason in r.break_reasons)))
-
-
-def _short_reason(reason: str) -> str:
-    """dynamo's graph-break reason, cut to the line that says what it could not trace."""
-    lines = [line.strip() for line in reason.splitlines() if line.strip()]
-    return next((line for line in lines if line.startswith("Explanation:")), lines[0] if lines else reason)[:300]
-
-
-def _dynamo_counts():
-    from torch._dynamo.utils import counters
-    return counters["stats"]["unique_graphs"], dict(counters["graph_break"])
+    return compiled(fn, memory_budget(checkpointing)) if compile else fn
 
 
 @contextlib.contextmanager
-def compile_settings(memory_budget: float):
-    """The dynamo and partitioner settings the compiled layers need, only for the run."""
-    import torch._dynamo.config as dynamo_config
-    import torch._functorch.config as functorch_config
-    patches = {"skip_fwd_side_effects_in_bwd_under_checkpoint": True}
-    # ComfyUI's layers write into the transformer_options dict; under a checkpoint that is a side effect
-    # dynamo would refuse (a graph break) unless told it need not be replayed in the recompute.
-    for name in ("recompile_limit", "cache_size_limit", "accumulated_recompile_limit",
-                 "accumulated_cache_size_limit"):
-        if hasattr(dynamo_config, name):
-            patches[name] = max(getattr(dynamo_config, name), RECOMPILE_LIMIT)
-    patches = {k: v for k, v in patches.items() if hasattr(dynamo_config, k)}
-    with dynamo_config.patch(**patches), functorch_config.patch(activation_memory_budget=memory_budget):
-        yield
-
-
-@contextlib.contextmanager
-def wrapped_layers(diffusion_model, checkpointing: str, compile: bool = False, offload: bool = False):
-    """Wrap each target layer's forward as the mode asks; yields a CompileReport filled in on exit."""
+def wrapped_layers(diffusion_model, checkpointing: str, *, compile: bool = False, offload: bool = False):
+    """Wrap each target layer's forward as the mode asks, with the compiler's settings while compiled; yields the
+    run's CompileReport (compiled_layers.py; empty when not compiling). Everything is undone on exit."""
     compile = compile or checkpointing == "budget"  # the compiler plans a budget's recompute
     targets = wrap_targets(diffusion_model, checkpointing, compile)
-    fn = layer_function(checkpointing, offload, compile)
-    report = CompileReport()
+    fn = layer_function(checkpointing, offload=offload, compile=compile)
     saved = [(m, m.__dict__.get("forward")) for m in targets]
-    graphs_before, breaks_before = _dynamo_counts() if compile else (0, {})
-    settings = compile_settings(MEMORY_BUDGET if checkpointing == "budget" else 1.0) if compile \
-        else contextlib.nullcontext()
+    compiler = compiling(memory_budget(checkpointing)) if compile else contextlib.nullcontext(CompileReport())
     try:
-        with settings:
+        with compiler as report:
             for m in targets:
                 m.forward = functools.partial(fn, m)
             yield report
@@ -184,10 +122,3 @@ def wrapped_layers(diffusion_model, checkpointing: str, compile: bool = False, o
                 m.__dict__.pop("forward", None)
             else:
                 m.forward = previous
-        if compile:
-            graphs_after, breaks_after = _dynamo_counts()
-            new_breaks = {k: v - breaks_before.get(k, 0) for k, v in breaks_after.items()
-                          if v > breaks_before.get(k, 0)}
-            report.graphs = graphs_after - graphs_before
-            report.graph_breaks = sum(new_breaks.values())
-            report.break_reasons = tuple(dict.fromkeys(_short_reason(r) for r in new_breaks))

@@ -7,9 +7,9 @@ preview's cost:
 - CFG 1, so ComfyUI skips the negative: one UNet forward per sampler step and no CLIP vision model needed
   (`svd_base_conditioning` says why the pooled token does not matter then).
 
-Cost: PREVIEW_STEPS forwards and one VAE decode of the frames, with no backward. An inversion step is a forward
-and a backward (about three forwards' work, four with checkpointing), so a preview costs about 3 steps plus the
-decode; benchmarks/README.md has the measured ratio.
+Cost: PREVIEW_STEPS forwards and one VAE decode of the frames, with no backward, against an inversion step's
+forward and backward (and recompute, with checkpointing). What that comes to in steps: benchmarks/README.md
+(a step's cost in forwards) and the run's own log line (RunStats.describe_previews).
 
 A preview never changes the run: it reads a copy of the tokens, draws its noise from its own seed inside a
 forked CPU RNG (ComfyUI's prepare_noise seeds the global one), and runs between optimisation steps with the MODEL

@@ -2,7 +2,7 @@
 
 Why: on NVIDIA with torch >= 2.8, ComfyUI 0.33+ loads models through `ModelPatcherDynamic` (comfy-aimdo): weights
 live as views into a virtual VRAM arena and are cast through shared buffers, so they are not the plain parameters
-that autograd and our weight aliasing (backward_ready.py) expect, and a weight left resident by an earlier inference
+that autograd and our weight aliasing (run_changes.py) expect, and a weight left resident by an earlier inference
 pass is an inference tensor. ComfyUI's own nodes that need an ordinary module ask the dynamic patcher for its
 non-dynamic delegate (the sampler with hooked conds; TorchCompileModel clones with disable_dynamic=True); so do we.
 

@@ -8,6 +8,13 @@ import tempfile
 from reenact_cli.locate import PACK_ROOT
 
 PACK_NAME = "reenact-anything"
+_LOADED_IDS: set = set()  # the node ids load_pack added
+
+
+def comfyui_root() -> str:
+    """The folder of the ComfyUI this process imported."""
+    import folder_paths
+    return os.path.dirname(os.path.abspath(folder_paths.__file__))
 
 
 def load_pack():
@@ -23,7 +30,18 @@ def load_pack():
     if not asyncio.run(comfy_nodes.load_custom_node(link)):
         raise RuntimeError("ComfyUI's loader failed to load the pack; see the log above")
     added = set(comfy_nodes.NODE_CLASS_MAPPINGS) - before
+    _LOADED_IDS.update(added)
     return sys.modules[link.replace(".", "_x_")], added
+
+
+def pack_node_ids() -> set:
+    """The node ids load_pack registered in this process."""
+    return set(_LOADED_IDS)
+
+
+def node_class(node_id):
+    import nodes as comfy_nodes
+    return comfy_nodes.NODE_CLASS_MAPPINGS[node_id]
 
 
 def run_node(node_id, **inputs):

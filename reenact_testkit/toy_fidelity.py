@@ -17,10 +17,9 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from reenact_core.backward_ready import prepared_for_backward
 from reenact_core.inversion import DenoisingObjective, InversionSettings, draw_sigma_and_noise, invert_motion
 from reenact_core.memory_mode import plan_run
-from reenact_core.precision import computing_in
+from reenact_core.run_changes import changed_for_run
 
 from reenact_toy import toy_codec, toy_svd, toy_world
 
@@ -81,13 +80,11 @@ def invert_shared(patcher, reference_latents, condition_latent, settings: Invers
     token = init_tokens(0, 1, settings.seed)[:1].requires_grad_(True)
     optimizer = torch.optim.AdamW([token], lr=settings.learning_rate, weight_decay=settings.weight_decay)
     losses = []
-    with torch.inference_mode(False), torch.enable_grad(), \
-            prepared_for_backward(objective.model.diffusion_model, plan.checkpointing), \
-            computing_in(objective.model, plan.dtype):
+    with torch.inference_mode(False), torch.enable_grad(), changed_for_run(objective.model, plan):
         for _ in range(settings.steps):
             sigma, noise = draw_sigma_and_noise(generator, objective.x0.shape, settings,
                                                 objective.model.model_sampling)
-            loss = objective.loss(objective.bind(token.expand(frames + 1, 1, -1)), sigma, noise)
+            loss = objective.loss(objective.model_conds(token.expand(frames + 1, 1, -1)), sigma, noise)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -104,7 +101,7 @@ def method_tokens(patcher, case, method, n, settings, init_noise=INIT_NOISE):
         return invert_shared(patcher, ref, ref[:1], settings)
     if method == "per_frame":
         return invert_motion(patcher, ref, ref[:1], init_tokens(ref.shape[0], n, settings.seed, noise=init_noise),
-                             settings)
+                             settings=settings)
     if method == "true":
         return toy_world.motion_embedding_tokens(case.reference.path), []
     raise ValueError(f"expected a method in plain, shared, per_frame or true, got {method!r}")

@@ -28,9 +28,8 @@ import torch  # noqa: E402
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 
 import folder_paths  # noqa: E402
-import nodes as comfy_nodes  # noqa: E402
 
-from reenact_testkit.comfy_pack import load_pack, run_node  # noqa: E402,F401 (run_node: tests import it from here)
+from reenact_testkit.comfy_pack import load_pack  # noqa: E402
 
 PACK_MODULE, PACK_NODE_IDS = load_pack()
 
@@ -72,10 +71,6 @@ def pack():
 @pytest.fixture(scope="session")
 def node_ids():
     return PACK_NODE_IDS
-
-
-def node_class(node_id):
-    return comfy_nodes.NODE_CLASS_MAPPINGS[node_id]
 
 
 @pytest.fixture()

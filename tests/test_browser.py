@@ -18,7 +18,7 @@ import time
 import pytest
 
 from comfyui_location import PACK_ROOT
-from conftest import COMFYUI
+from reenact_testkit.comfy_pack import comfyui_root
 from reenact_cli.api_client import ComfyClient
 from reenact_cli.comfy_server import ComfyServer
 from reenact_cli.workflow_api import ui_to_api
@@ -77,7 +77,7 @@ def baseline_errors(tmp_path_factory):
     base = str(tmp_path_factory.mktemp("bare_comfy"))
     config = tmp_path_factory.mktemp("baseline") / "config.json"
     config.write_text(json.dumps({"baselineOnly": True}))
-    with ComfyServer(COMFYUI, base) as bare:
+    with ComfyServer(comfyui_root(), base) as bare:
         skip_first_start_dialog(ComfyClient(bare.url))
         report = run_driver(bare.url, config)
     return {kind: normalised(report[kind], bare.url) for kind in ("consoleErrors", "pageErrors", "failedRequests")}

@@ -12,13 +12,16 @@ first test are reused by the rest: about four minutes of compiling on two cores 
 about a minute with a warm one.
 No test times anything.
 """
+from dataclasses import replace
+
 import pytest
 import torch
 
 import comfy.ldm.modules.attention as comfy_attention
-from helpers import cancel_node_run_at_step_two
-from reenact_core.backward_ready import prepared_for_backward
-from reenact_core.inversion import DenoisingObjective, InversionSettings, RunStats, invert_motion
+from reenact_testkit.cancel import cancel_node_run_at_step_two
+from reenact_core.memory_mode import RunPlan
+from reenact_core.run_changes import changed_for_run
+from reenact_core.inversion import DenoisingObjective, InversionSettings, RunHooks, RunStats, invert_motion
 from reenact_core.motion_preview import PreviewTarget, sample_preview
 from reenact_testkit.model_state import attachments, fixed_denoised_output
 
@@ -42,7 +45,8 @@ def loss_and_gradient(model, video, checkpointing, compile):
     noise = torch.randn(objective.x0.shape, generator=torch.Generator().manual_seed(3))
     with torch.inference_mode(False), torch.enable_grad():
         tokens = video["init"].clone().requires_grad_(True)
-        with prepared_for_backward(objective.model.diffusion_model, checkpointing, compile) as report:
+        plan = RunPlan(checkpointing, torch.float32, free_other_models=False, compile=compile)
+        with changed_for_run(objective.model, plan) as report:
             loss = objective.loss(objective.model_conds(tokens), 1.7, noise)
             loss.backward()
     return loss.item(), tokens.grad, report
@@ -67,8 +71,8 @@ def test_compiled_run_reports_graphs_and_leaves_the_model_as_it_was(sdpa_svd, vi
         stats = RunStats()
         settings = InversionSettings(steps=3, seed=1, checkpointing="blocks", compile=compile)
         with torch.inference_mode():
-            runs[compile] = invert_motion(sdpa_svd, video["latents"], video["condition"], video["init"], settings,
-                                          stats=stats)
+            runs[compile] = invert_motion(sdpa_svd, video["latents"], video["condition"], video["init"],
+                                          settings=settings, stats=stats)
         assert len(stats.step_seconds) == 3
     assert stats.compile is not None and stats.compile.graph_breaks == 0
     assert "graphs compiled, 0 graph breaks" in stats.describe()
@@ -91,10 +95,11 @@ def test_previews_in_a_compiled_run_compile_nothing_more_and_change_nothing(sdpa
     with torch.inference_mode():
         target = PreviewTarget(small_vae.encode(video["frames"][:1]), FRAMES, fps=6, motion_bucket_id=127,
                                augmentation_level=0.0, seed=0)
-        plain = invert_motion(sdpa_svd, video["latents"], video["condition"], video["init"], settings,
+        plain = invert_motion(sdpa_svd, video["latents"], video["condition"], video["init"], settings=settings,
                               stats=plain_stats)
-        previewed = invert_motion(sdpa_svd, video["latents"], video["condition"], video["init"], settings,
-                                  stats=previewed_stats, preview_every=2, on_preview=on_preview)
+        previewed = invert_motion(sdpa_svd, video["latents"], video["condition"], video["init"],
+                                  settings=replace(settings, preview_every=2), stats=previewed_stats,
+                                  hooks=RunHooks(on_preview=on_preview))
     assert previews == [(2, (FRAMES, 64, 64, 3)), (4, (FRAMES, 64, 64, 3))]
     assert previewed_stats.compile.graphs == 0 and previewed_stats.compile.graph_breaks == 0
     assert len(previewed_stats.preview_seconds) == 2
@@ -114,7 +119,7 @@ def test_low_vram_offload_learns_what_layers_learns(sdpa_svd, video):
                                      memory_mode=memory_mode)
         with torch.inference_mode():
             results[memory_mode] = invert_motion(sdpa_svd, video["latents"], video["condition"], video["init"],
-                                                 settings)
+                                                 settings=settings)
     assert results["low_vram"][1] == results["balanced"][1]
     assert torch.equal(results["low_vram"][0], results["balanced"][0])
     assert attachments(sdpa_svd) == before

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from helpers import apply_motion, sample, svd_conditioning
+from reenact_testkit.comfy_graph import apply_motion, sample, svd_conditioning
 from reenact_core.motion_conditioning import resample_frames
 from reenact_core.motion_embedding import MotionEmbedding
 

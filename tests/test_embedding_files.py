@@ -6,7 +6,7 @@ import safetensors.torch
 import torch
 
 import folder_paths
-from conftest import run_node
+from reenact_testkit.comfy_pack import run_node
 from reenact_core.motion_embedding import MotionEmbedding
 
 META = {"steps": 300, "final_loss": 0.0123, "fps": 6, "motion_bucket_id": 127, "width": 1024, "height": 576,

@@ -9,8 +9,8 @@ import re
 import pytest
 import torch
 
-from helpers import cancel_node_run_at_step_two
-from reenact_core.inversion import InversionSettings, invert_motion
+from reenact_testkit.cancel import cancel_node_run_at_step_two
+from reenact_core.inversion import InversionSettings, RunHooks, invert_motion
 from reenact_testkit.model_state import attachments, fixed_denoised_output
 
 FRAMES = 4
@@ -30,7 +30,8 @@ def test_exception_mid_run_leaves_the_model_as_it_was(small_svd, video, checkpoi
 
     settings = InversionSettings(steps=10, seed=1, checkpointing=checkpointing, precision=precision)
     with pytest.raises(Boom), torch.inference_mode():
-        invert_motion(small_svd, video["latents"], video["condition"], video["init"], settings, explode)
+        invert_motion(small_svd, video["latents"], video["condition"], video["init"], settings=settings,
+                      hooks=RunHooks(on_step=explode))
     assert attachments(small_svd) == before
     assert torch.equal(fixed_denoised_output(small_svd, video), before_output)
 
@@ -61,8 +62,8 @@ def test_resident_memory_does_not_grow_over_repeated_runs(small_svd, video):
     def one_run(fail):
         with torch.inference_mode():
             try:
-                invert_motion(small_svd, video["latents"], video["condition"], video["init"], settings,
-                              stop_at_two if fail else None)
+                invert_motion(small_svd, video["latents"], video["condition"], video["init"], settings=settings,
+                              hooks=RunHooks(on_step=stop_at_two if fail else None))
             except Boom:
                 pass
         gc.collect()

@@ -7,8 +7,8 @@ from dataclasses import replace
 import pytest
 import torch
 
-from conftest import node_class, run_node
-from helpers import optimize_inputs
+from reenact_testkit.comfy_pack import node_class, run_node
+from reenact_testkit.node_inputs import optimize_inputs
 from reenact_core.held_out import StopRule, held_out_sigmas
 from reenact_core.inversion import InversionSettings, RunStats, invert_motion
 from reenact_core.motion_embedding import MotionEmbedding
@@ -44,8 +44,8 @@ def test_evaluating_the_held_out_loss_changes_nothing_in_the_run(small_svd, vide
     for every in (0, 1):
         settings = InversionSettings(steps=3, checkpointing="off", held_out_every=every, held_out_draws=2)
         stats = RunStats()
-        runs[every] = invert_motion(small_svd, video["latents"], video["condition"], video["init"], settings,
-                                    stats=stats), stats
+        runs[every] = invert_motion(small_svd, video["latents"], video["condition"], video["init"],
+                                    settings=settings, stats=stats), stats
     (plain, _), (evaluated, stats) = runs[0], runs[1]
     assert torch.equal(plain[0], evaluated[0]) and plain[1] == evaluated[1]
     assert [step for step, _ in stats.held_out] == [0, 1, 2, 3]
@@ -85,8 +85,8 @@ def toy_run(toy_case, **changes):
     settings = replace(toy_fidelity.DEFAULT_SETTINGS, held_out_every=InversionSettings().held_out_every,
                        stop_when_learned=True, **changes)
     stats = RunStats()
-    tokens, losses = invert_motion(patcher, ref, ref[:1], toy_fidelity.init_tokens(ref.shape[0], 1, 0), settings,
-                                   stats=stats)
+    tokens, losses = invert_motion(patcher, ref, ref[:1], toy_fidelity.init_tokens(ref.shape[0], 1, 0),
+                                   settings=settings, stats=stats)
     return tokens, losses, stats
 
 

@@ -4,8 +4,8 @@ import torch
 
 import comfy.model_patcher
 import comfy.supported_models
-from conftest import run_node
-from helpers import optimize_inputs
+from reenact_testkit.comfy_pack import run_node
+from reenact_testkit.node_inputs import optimize_inputs
 from reenact_core.motion_embedding import MotionEmbedding
 from reenact_testkit.small_models import init_weights
 
@@ -87,7 +87,7 @@ def test_clip_vision_of_another_width_named(small_svd, small_vae, frames):
 
 def test_conditioning_from_another_clip_vision_named(small_svd, small_vae, small_clip_vision):
     """At transfer: SVD_img2vid_Conditioning fed a 32-wide CLIP vision vs a 64-wide embedding."""
-    from helpers import apply_motion, svd_conditioning
+    from reenact_testkit.comfy_graph import apply_motion, svd_conditioning
     from reenact_testkit.small_models import make_small_clip_vision
     with torch.inference_mode():
         other_clip = make_small_clip_vision(seed=4, projection_dim=32)
@@ -120,7 +120,7 @@ def test_huge_resolution_named_before_any_work(small_svd, small_vae):
 
 
 def test_wrong_conditioning_named(small_svd):
-    from helpers import apply_motion
+    from reenact_testkit.comfy_graph import apply_motion
     sd_style = [[torch.zeros(1, 77, 64), {"pooled_output": torch.zeros(1, 64)}]]
     with pytest.raises(ValueError, match="expected CONDITIONING from SVD_img2vid_Conditioning"):
         apply_motion(sd_style, sd_style, MotionEmbedding(torch.randn(FRAMES + 1, 2, 64)),

@@ -2,10 +2,12 @@
 import pytest
 import torch
 
-from conftest import run_node
-from helpers import apply_motion, evaluate_loss, held_out_draws, optimize_inputs, sample, svd_conditioning
-from reenact_core.inversion import InversionSettings, invert_motion
+from reenact_core.held_out import held_out_draws, held_out_loss
+from reenact_core.inversion import DenoisingObjective, InversionSettings, invert_motion
 from reenact_core.motion_embedding import MotionEmbedding
+from reenact_testkit.comfy_graph import apply_motion, sample, svd_conditioning
+from reenact_testkit.comfy_pack import run_node
+from reenact_testkit.node_inputs import optimize_inputs
 
 FRAMES, TOKENS, DIM = 6, 5, 64
 
@@ -32,16 +34,16 @@ def test_planted_motion_recovery(small_svd, planted):
     """
     # checkpointing "off": 300 steps with "blocks" (which now really recomputes) took over 3 minutes on
     # 2 CPU cores; test_checkpointing_gives_the_same_result shows the modes learn the same thing.
-    settings = InversionSettings(steps=300, learning_rate=1e-2, seed=1, checkpointing="off")
+    # No held-out evaluations or stop during the run: this test measures its own, on other draws.
+    settings = InversionSettings(steps=300, learning_rate=1e-2, seed=1, checkpointing="off", held_out_every=0)
     with torch.inference_mode():
         learned, losses = invert_motion(small_svd, planted["reference"], planted["condition"], planted["init"],
-                                        settings)
+                                        settings=settings)
     assert len(losses) == 300 and all(torch.isfinite(torch.tensor(losses)))
-    draws = held_out_draws(99, 32, planted["reference"].shape, settings, small_svd.model.model_sampling)
-    with torch.inference_mode():
-        init_loss, star_loss, learned_loss = (
-            evaluate_loss(small_svd, planted["reference"], planted["condition"], t, settings, draws)
-            for t in (planted["init"], planted["e_star"].tokens, learned))
+    objective = DenoisingObjective(small_svd, planted["reference"], planted["condition"], settings)
+    draws = held_out_draws(99, 32, objective.x0.shape, settings, small_svd.model.model_sampling)
+    init_loss, star_loss, learned_loss = (held_out_loss(objective, t, draws)
+                                          for t in (planted["init"], planted["e_star"].tokens, learned))
     print(f"held-out loss: init {init_loss:.4f}, E* {star_loss:.4f}, learned {learned_loss:.4f}")
     assert star_loss < init_loss, "the planted E* must explain its own video better than a random init"
     assert learned_loss <= star_loss
@@ -53,7 +55,8 @@ def test_only_the_embedding_learns(small_svd, planted):
     flags = [p.requires_grad for p in small_svd.model.parameters()]
     settings = InversionSettings(steps=3, checkpointing="off")
     with torch.inference_mode():
-        learned, _ = invert_motion(small_svd, planted["reference"], planted["condition"], planted["init"], settings)
+        learned, _ = invert_motion(small_svd, planted["reference"], planted["condition"], planted["init"],
+                                   settings=settings)
     assert not torch.equal(learned, planted["init"])
     for k, v in small_svd.model.diffusion_model.state_dict().items():
         assert torch.equal(v, weights[k]), k
@@ -102,11 +105,12 @@ def test_same_seed_same_embedding_on_cpu(small_svd, planted):
     for _ in range(2):
         with torch.inference_mode():
             runs.append(invert_motion(small_svd, planted["reference"], planted["condition"], planted["init"],
-                                      settings))
+                                      settings=settings))
     assert torch.equal(runs[0][0], runs[1][0]) and runs[0][1] == runs[1][1]
     other = InversionSettings(steps=5, seed=4, checkpointing="blocks")
     with torch.inference_mode():
-        different, _ = invert_motion(small_svd, planted["reference"], planted["condition"], planted["init"], other)
+        different, _ = invert_motion(small_svd, planted["reference"], planted["condition"], planted["init"],
+                                     settings=other)
     assert not torch.equal(different, runs[0][0])
 
 
@@ -119,6 +123,6 @@ def test_checkpointing_gives_the_same_result(small_svd, planted):
         start = time.perf_counter()
         with torch.inference_mode():
             results[mode] = invert_motion(small_svd, planted["reference"], planted["condition"], planted["init"],
-                                          settings)[0]
+                                          settings=settings)[0]
         print(f"checkpointing={mode}: {(time.perf_counter() - start) / 10:.4f} s/step")
     assert torch.allclose(results["off"], results["blocks"], atol=1e-5)

@@ -10,8 +10,10 @@ import comfy.model_management as mm
 import folder_paths
 import nodes as comfy_nodes
 
-from conftest import run_node
-from helpers import apply_motion, cancel_at_check, optimize_inputs, svd_conditioning
+from reenact_testkit.comfy_pack import run_node
+from reenact_testkit.cancel import cancel_at_check
+from reenact_testkit.comfy_graph import apply_motion, svd_conditioning
+from reenact_testkit.node_inputs import optimize_inputs
 from reenact_core.inversion import segment_ends
 from reenact_core.motion_embedding import MotionEmbedding
 from reenact_core.motion_preview import PREVIEW_SAMPLER, PREVIEW_SCHEDULER, PREVIEW_STEPS, PreviewTarget, \

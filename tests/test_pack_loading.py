@@ -1,14 +1,14 @@
 """The pack loads through ComfyUI's own custom-node loader and registers its nodes and type."""
 import pytest
 
-from conftest import PACK_NODE_IDS, node_class
+from reenact_testkit.comfy_pack import node_class, pack_node_ids
 
 EXPECTED = {"LoadMotionReference", "InflateCLIPEmbedding", "OptimizeMotionEmbedding", "ApplyMotionEmbedding",
             "SaveMotionEmbedding", "LoadMotionEmbedding"}
 
 
 def test_all_six_nodes_registered():
-    assert EXPECTED <= PACK_NODE_IDS
+    assert EXPECTED <= pack_node_ids()
 
 
 def test_motion_embedding_type_flows_between_nodes():

@@ -7,8 +7,8 @@ import pytest
 import torch
 from torch.optim.optimizer import register_optimizer_step_post_hook
 
-from conftest import node_class, run_node
-from helpers import optimize_inputs
+from reenact_testkit.comfy_pack import node_class, run_node
+from reenact_testkit.node_inputs import optimize_inputs
 from reenact_core.layer_wrappers import CHECKPOINTING_MODES, checkpoint_targets
 from reenact_core.errors import ReenactError
 from reenact_core.inversion import InversionSettings, invert_motion
@@ -31,7 +31,7 @@ def invert(model, video, **settings):
     settings.setdefault("seed", 2)
     with torch.inference_mode():
         return invert_motion(model, video["latents"], video["condition"], video["init"],
-                             InversionSettings(**settings))
+                             settings=InversionSettings(**settings))
 
 
 def model_state(model):

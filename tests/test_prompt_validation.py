@@ -19,7 +19,7 @@ from PIL import Image
 import execution
 import folder_paths
 from comfy_api.latest import io
-from conftest import PACK_NODE_IDS, node_class
+from reenact_testkit.comfy_pack import node_class, pack_node_ids
 from reenact_core.embedding_file import save_embedding
 from reenact_core.motion_embedding import MotionEmbedding
 from reenact_testkit.media import moving_square_frames, write_video
@@ -102,7 +102,7 @@ def bad_values(spec):
 
 
 def cases():
-    for node_id in sorted(PACK_NODE_IDS):
+    for node_id in sorted(pack_node_ids()):
         for spec in widget_inputs(node_id):
             for what, value in bad_values(spec):
                 yield pytest.param(node_id, spec.id, value, id=f"{node_id}.{spec.id}:{what}")

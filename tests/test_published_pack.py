@@ -17,7 +17,7 @@ import urllib.request
 import pytest
 
 from comfyui_location import PACK_ROOT
-from conftest import COMFYUI
+from reenact_testkit.comfy_pack import comfyui_root
 from reenact_cli.api_client import ComfyClient
 from reenact_cli.comfy_server import ComfyServer
 
@@ -191,8 +191,8 @@ def test_published_python_imports_only_published_modules(published):
     """Anywhere in a file, lazy imports too: the server test below only runs what loading the pack runs."""
     everything, shipped = set(repository_files()), set(published)
     local_roots = {p.split("/")[0] for p in everything if p.count("/") == 1 and p.endswith("/__init__.py")}
-    local_roots = {r for r in local_roots if not os.path.exists(os.path.join(COMFYUI, r)) and
-                   not os.path.exists(os.path.join(COMFYUI, r + ".py"))}  # `nodes` alone means ComfyUI's nodes.py
+    local_roots = {r for r in local_roots if not os.path.exists(os.path.join(comfyui_root(), r)) and
+                   not os.path.exists(os.path.join(comfyui_root(), r + ".py"))}  # `nodes` alone means ComfyUI's nodes.py
     missing = set()
     for path in (p for p in published if p.endswith(".py")):
         with open(os.path.join(PACK_ROOT, path), "rb") as f:
@@ -226,7 +226,7 @@ def published_server(published, tmp_path_factory):
     for rel in published:
         (folder / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(os.path.join(PACK_ROOT, rel), folder / rel)
-    server = ComfyServer(COMFYUI, str(base)).start()
+    server = ComfyServer(comfyui_root(), str(base)).start()
     try:
         yield server, ComfyClient(server.url)
     finally:

@@ -10,8 +10,9 @@ import safetensors
 import torch
 
 import comfy.model_management as mm
-from conftest import run_node
-from helpers import cancel_at_check, optimize_inputs
+from reenact_testkit.comfy_pack import run_node
+from reenact_testkit.cancel import cancel_at_check
+from reenact_testkit.node_inputs import optimize_inputs
 from reenact_core.inversion import InversionSettings
 from reenact_core.inversion_job import RunFiles, load_resume
 from reenact_core.motion_embedding import MotionEmbedding
@@ -133,7 +134,7 @@ def test_resume_refuses_missing_and_truncated(saved_checkpoint, tmp_folders, sma
 
 
 def test_resume_combo_lists_checkpoints(saved_checkpoint):
-    from conftest import node_class
+    from reenact_testkit.comfy_pack import node_class
     spec = node_class("OptimizeMotionEmbedding").GET_NODE_INFO_V1()["input"]["optional"]["resume"]
     options = spec[1]["options"] if spec[0] == "COMBO" else spec[0]
     assert options[0] == "none" and saved_checkpoint in options

@@ -15,8 +15,8 @@ from comfy_extras import nodes_video
 from comfy_extras.nodes_video import CreateVideo, LoadVideo
 
 from comfyui_version import __version__ as COMFYUI_VERSION
-from conftest import run_node
-from helpers import LOAD_REFERENCE_DEFAULTS
+from reenact_testkit.comfy_pack import run_node
+from reenact_testkit.node_inputs import LOAD_REFERENCE_INPUTS
 from reenact_testkit.media import (count_decoded_frames, frame_colour, record_av_reads, write_coloured_mp4,
                                   write_video)
 
@@ -36,7 +36,7 @@ def core_video(node, **inputs):
 
 def load(video_input=None, video="", **overrides):
     return run_node("LoadMotionReference", video=video, video_input=video_input,
-                    **{**LOAD_REFERENCE_DEFAULTS, **overrides})
+                    **{**LOAD_REFERENCE_INPUTS, **overrides})
 
 
 def centre_colours(frames):
@@ -257,7 +257,7 @@ def test_file_is_needed_only_when_nothing_is_linked(tmp_folders, monkeypatch, li
     monkeypatch.setitem(comfy_nodes.NODE_CLASS_MAPPINGS, "LoadVideo", LoadVideo)  # the pack's tests load no extras
     write_coloured_mp4(tmp_folders / "input" / "clip.mp4", 20, 64, 64)
     Image.new("RGB", (64, 64)).save(tmp_folders / "input" / "still.png")
-    inputs = {**LOAD_REFERENCE_DEFAULTS, "width": 1024, "height": 576, "video": ""}
+    inputs = {**LOAD_REFERENCE_INPUTS, "width": 1024, "height": 576, "video": ""}
     prompt = {"video": {"class_type": "LoadVideo", "inputs": {"file": "clip.mp4"}},
               "image": {"class_type": "LoadImage", "inputs": {"image": "still.png"}},
               "under_test": {"class_type": "LoadMotionReference", "inputs": inputs}}

@@ -6,8 +6,8 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import run_node
-from helpers import LOAD_REFERENCE_DEFAULTS
+from reenact_testkit.comfy_pack import run_node
+from reenact_testkit.node_inputs import LOAD_REFERENCE_INPUTS
 from reenact_testkit.media import count_decoded_frames, frame_colour, write_coloured_mp4, write_video
 
 def write_gif(path, frames, width, height):
@@ -16,7 +16,7 @@ def write_gif(path, frames, width, height):
 
 
 def load(video, **overrides):
-    return run_node("LoadMotionReference", video=video, **{**LOAD_REFERENCE_DEFAULTS, **overrides})
+    return run_node("LoadMotionReference", video=video, **{**LOAD_REFERENCE_INPUTS, **overrides})
 
 
 @pytest.mark.parametrize("writer,name", [(write_coloured_mp4, "clip.mp4"), (write_gif, "clip.gif")])
@@ -52,7 +52,7 @@ def test_resize_modes_keep_or_ignore_aspect(tmp_folders, mode):
     img[:, : w // 2] = 255  # left half white
     images = torch.from_numpy(np.stack([img] * 4)).float() / 255
     frames, *_ = run_node("LoadMotionReference", video="", images=images, images_fps=8.0,
-                          **{**LOAD_REFERENCE_DEFAULTS, "resize_mode": mode})
+                          **{**LOAD_REFERENCE_INPUTS, "resize_mode": mode})
     row = frames[0, 32, :, 0]
     if mode == "pad":
         assert frames[0, 0].max() == 0 and frames[0, 32].max() > 0.99, "bars above and below, image in the middle"

@@ -26,7 +26,7 @@ setup_comfyui()
 import torch  # noqa: E402
 
 from reenact_core.held_out import StopRule  # noqa: E402
-from reenact_core.inversion import DEFAULTS, invert_motion  # noqa: E402
+from reenact_core.inversion import DEFAULTS, RunHooks, invert_motion  # noqa: E402
 from reenact_testkit import toy_fidelity  # noqa: E402
 from reenact_toy import toy_svd  # noqa: E402
 
@@ -43,9 +43,10 @@ def trajectory(patcher, case, settings):
     snapshots, history = {}, []
     init = toy_fidelity.init_tokens(ref.shape[0], 1, settings.seed)
     snapshots[0] = init.clone()
-    invert_motion(patcher, ref, ref[:1], init, settings, preview_every=settings.held_out_every,
-                  on_preview=lambda step, tokens: snapshots.__setitem__(step, tokens),
-                  on_held_out=lambda step, total, loss: history.append((step, loss)))
+    hooks = RunHooks(on_preview=lambda step, tokens: snapshots.__setitem__(step, tokens),
+                     on_held_out=lambda step, total, loss: history.append((step, loss)))
+    invert_motion(patcher, ref, ref[:1], init, settings=replace(settings, preview_every=settings.held_out_every),
+                  hooks=hooks)
     return snapshots, history
 
 

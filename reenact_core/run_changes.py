@@ -1,10 +1,15 @@
-"""Prepare a frozen ComfyUI UNet for backward passes to the embedding, and undo it afterwards.
+"""Every change an inversion makes to the shared MODEL, made in one place and undone in one place.
 
-ComfyUI loads models inside torch.inference_mode(), so its weights are inference tensors, which
-autograd refuses to save for backward. For the run they are swapped for ordinary tensors that alias
-the same memory. Everything done here is undone on exit, whether the run ends, fails or is
-cancelled: the original weight tensors, requires_grad flags, and the layer wrappers (layer_wrappers.py:
-checkpointing, compiling, offloading).
+The MODEL is the user's: other nodes sample with it before and after, and ComfyUI may unload it between steps of
+ours. So everything a run changes is applied by `changed_for_run` and undone on its exit, whether the run ends, fails
+or is cancelled, in the reverse order:
+- swapped weights: ComfyUI loads models inside torch.inference_mode(), so its weights are inference tensors, which
+  autograd refuses to save for backward; for the run they are ordinary tensors that alias the same memory;
+- requires_grad flags: off for every weight (no weight gradients);
+- the compute dtype: ComfyUI's manual cast (precision.py);
+- the layer wrappers (layer_wrappers.py: checkpointing, compiling, offloading) and, while compiling, dynamo's and
+  the partitioner's settings (compiled_layers.py).
+The compiled functions themselves outlive the run on purpose (compiled_layers.py says why); they hold no MODEL.
 
 What each checkpointing mode recomputes and costs: layer_wrappers.py and benchmarks/README.md.
 """
@@ -13,6 +18,8 @@ import contextlib
 import torch
 
 from .layer_wrappers import wrapped_layers
+from .memory_mode import RunPlan
+from .precision import computing_in
 
 
 def _ordinary_alias(t: torch.Tensor) -> torch.Tensor:
@@ -28,7 +35,7 @@ def autograd_ready(module: torch.nn.Module):
 
     Aliases rather than copies: a copy would cost a second set of weights while it is made, and would
     change the MODEL for good, since new allocations can differ in alignment and so in the last bits
-    of the CPU kernels' results (measured: 3e-6 on the small test UNet).
+    of the CPU kernels' results (by how much: benchmarks/README.md, the optimisation table).
     """
     swapped = []
     try:
@@ -63,8 +70,10 @@ def frozen(module: torch.nn.Module):
 
 
 @contextlib.contextmanager
-def prepared_for_backward(diffusion_model, checkpointing: str, compile: bool = False, offload: bool = False):
-    """Autograd-ready, frozen weights and wrapped layers (layer_wrappers.py); yields the CompileReport."""
-    with autograd_ready(diffusion_model), frozen(diffusion_model), \
-            wrapped_layers(diffusion_model, checkpointing, compile, offload) as report:
+def changed_for_run(model, plan: RunPlan):
+    """`model` (a comfy BaseModel) ready for backward passes to the embedding as `plan` says; yields the run's
+    CompileReport. Everything is undone on exit."""
+    unet = model.diffusion_model
+    with autograd_ready(unet), frozen(unet), computing_in(model, plan.dtype), \
+            wrapped_layers(unet, plan.checkpointing, compile=plan.compile, offload=plan.offload_to_cpu) as report:
         yield report
