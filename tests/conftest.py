@@ -39,6 +39,14 @@ PACK_MODULE, PACK_NODE_IDS = load_pack()
 # workflows through a real server, the main command and VIDEO input.
 FULL_MODULES = {"test_browser", "test_compiled_step", "test_benchmark_smoke", "test_server_queue",
                 "test_server_workflows", "test_published_pack", "test_toy_fidelity", "test_main_command"}
+# Runs long enough to learn a motion (hundreds of steps), and the toy model's own end-to-end checks: the quick tier
+# checks the same code paths on a few steps (README, "Run the tests").
+FULL_TESTS = {"test_inversion": {"test_planted_motion_recovery"},
+              "test_held_out": {"test_a_learned_toy_motion_stops_before_steps_and_matches",
+                                "test_a_toy_motion_still_being_learned_does_not_stop"},
+              "test_toy_nodes": {"test_inverted_motion_transfers_through_the_pack_nodes"},
+              "test_toy_world": {"test_toy_svd_obeys_true_tokens", "test_wrong_tokens_give_the_wrong_motion"},
+              "test_failure_cleanup": {"test_resident_memory_does_not_grow_over_repeated_runs"}}
 FLOOR_MODULES = {"test_pack_loading", "test_prompt_validation", "test_server_workflows", "test_video_input",
                  "test_published_pack"}
 # Of the main command's tests, the floor runs the command itself (a real server, the demo) and its input checks.
@@ -52,7 +60,8 @@ SERVER_FIXTURES = {"comfy_server", "published_server"}
 def pytest_collection_modifyitems(config, items):
     for item in items:
         module = item.module.__name__.rsplit(".", 1)[-1]
-        if module in FULL_MODULES or SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
+        if module in FULL_MODULES or item.originalname in FULL_TESTS.get(module, ()) or \
+                SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.full)
         if module in FLOOR_MODULES or item.originalname in FLOOR_TESTS.get(module, ()):
             item.add_marker(pytest.mark.floor)
