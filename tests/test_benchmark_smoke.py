@@ -8,7 +8,7 @@ import os
 import subprocess
 import sys
 
-from comfyui_location import PACK_ROOT
+from reenact_cli.locate import PACK_ROOT
 
 FIELDS = {"device", "frames", "height", "width", "tokens", "dtype", "checkpointing", "s_per_step",
           "peak_mem_gb", "tflop_per_step", "achieved_tflops"}

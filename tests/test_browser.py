@@ -17,12 +17,12 @@ import time
 
 import pytest
 
-from comfyui_location import PACK_ROOT
-from reenact_testkit.comfy_pack import comfyui_root
 from reenact_cli.api_client import ComfyClient
 from reenact_cli.comfy_server import ComfyServer
+from reenact_cli.locate import PACK_ROOT
 from reenact_cli.workflow_api import ui_to_api
 from reenact_core.events import LOSS_EVENT
+from reenact_testkit.comfy_pack import comfyui_root
 
 BROWSER_DIR = os.path.join(PACK_ROOT, "tests", "browser")
 ARTIFACTS = os.environ.get("REENACT_ARTIFACTS") or os.path.join(PACK_ROOT, "test-artifacts")

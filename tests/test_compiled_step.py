@@ -135,7 +135,7 @@ def test_benchmark_reports_graphs_breaks_compile_time_and_time_split():
     import subprocess
     import sys
 
-    from comfyui_location import PACK_ROOT
+    from reenact_cli.locate import PACK_ROOT
     out = subprocess.run([sys.executable, os.path.join(PACK_ROOT, "benchmarks", "inversion_step.py"), "--device", "cpu",
                           "--model", "small", "--frames", str(FRAMES), "--height", "64", "--width", "64", "--tokens",
                           "2", "--steps", "2", "--warmup", "0", "--dtype", "fp32", "--attention", "pytorch",

@@ -8,7 +8,7 @@ import time
 import pytest
 from PIL import Image
 
-from comfyui_location import PACK_ROOT
+from reenact_cli.locate import PACK_ROOT
 from reenact_testkit.media import decode_all_frames, moving_square_frames, write_target_image, write_video
 
 

@@ -16,10 +16,10 @@ import urllib.request
 
 import pytest
 
-from comfyui_location import PACK_ROOT
-from reenact_testkit.comfy_pack import comfyui_root
 from reenact_cli.api_client import ComfyClient
 from reenact_cli.comfy_server import ComfyServer
+from reenact_cli.locate import PACK_ROOT
+from reenact_testkit.comfy_pack import comfyui_root
 
 PACK_NODES = {"LoadMotionReference", "InflateCLIPEmbedding", "OptimizeMotionEmbedding", "SaveMotionEmbedding",
               "LoadMotionEmbedding", "ApplyMotionEmbedding"}

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from comfyui_location import PACK_ROOT, find_comfyui
+from reenact_cli.locate import PACK_ROOT, find_comfyui
 from reenact_cli.comfy_server import ComfyServer
 from reenact_cli.workflow_api import is_widget, ordered_inputs
 from reenact_core.embedding_file import load_embedding
