@@ -19,6 +19,7 @@ from reenact_core.video_frames import decode_all_frames
 from reenact_toy import toy_demo
 
 from .api_client import ComfyClient
+from .workflow_api import fresh_node_inputs
 from .session import (EXIT_RUN_FAILED, FAILURES, UserError, download_video, follow, report_server_failure,
                       scratch_folder, start_server)
 
@@ -27,8 +28,10 @@ INIT_NAME = "reenact_demo/toy_init.safetensors"
 SAMPLER_STEPS, LEARNING_RATE = 12, 0.03
 
 
-def demo_prompt(reference: str, target: str, spec: dict, steps: int, seed: int) -> dict:
-    """The API-format graph; node ids are arbitrary, titles show in the progress output."""
+def demo_prompt(reference: str, target: str, spec: dict, steps: int, seed: int, object_info: dict) -> dict:
+    """The API-format graph; node ids are arbitrary, titles show in the progress output. Optimize Motion Embedding
+    starts from a fresh node's values (the server's /object_info: the pack's defaults) and changes only what the toy
+    needs."""
     frames, fps, side = spec["frames"], spec["fps"], spec["size_px"]
 
     def node(class_type, title, **inputs):
@@ -39,12 +42,11 @@ def demo_prompt(reference: str, target: str, spec: dict, steps: int, seed: int) 
         "2": node("LoadMotionReference", "Load Motion Reference", video=reference, start_frame=0,
                   frame_count=frames, stride=1, target_fps=0.0, width=side, height=side, resize_mode="crop"),
         "3": node("LoadMotionEmbedding", "Load Motion Embedding (toy init)", embedding_name=INIT_NAME),
-        "4": node("OptimizeMotionEmbedding", "Optimize Motion Embedding", model=["1", 0], vae=["1", 1],
+        "4": node("OptimizeMotionEmbedding", "Optimize Motion Embedding",
+                  **fresh_node_inputs(object_info["OptimizeMotionEmbedding"]), model=["1", 0], vae=["1", 1],
                   reference=["2", 0], init_embedding=["3", 0], steps=steps, learning_rate=LEARNING_RATE, seed=seed,
-                  sigma_log_mean=0.7, sigma_log_std=1.6, augmentation_level=0.0, fps=fps, motion_bucket_id=127,
-                  gradient_checkpointing="off", lr_schedule="constant", warmup_steps=0, weight_decay=0.01,
-                  precision="fp32", memory_mode="balanced", source_name=["2", 3], run_name="toy_demo",
-                  save_every=0, keep_checkpoints=3, resume="none"),
+                  fps=fps, gradient_checkpointing="off", precision="fp32", source_name=["2", 3],
+                  run_name="toy_demo"),
         "5": node("SaveMotionEmbedding", "Save Motion Embedding", motion_embedding=["4", 0],
                   filename_prefix="reenact_demo/toy_motion"),
         "6": node("LoadImage", "Load Image (toy target)", image=target),
@@ -104,11 +106,12 @@ def run_demo(args) -> int:
 def demo_on(server, args, spec) -> int:
     """Everything after the private server is up; its temporary folders go when run_demo's `with` ends."""
     client = ComfyClient(server.url)
-    if "ReenactToySVDLoader" not in client.object_info():
+    object_info = client.object_info()
+    if "ReenactToySVDLoader" not in object_info:
         raise UserError(f"the demo's toy nodes did not load; the end of ComfyUI's log:\n{server.log_tail(3000)}")
     reference = client.upload(os.path.join(toy_demo.ASSETS, toy_demo.REFERENCE), subfolder="reenact_demo")
     target = client.upload(os.path.join(toy_demo.ASSETS, toy_demo.TARGET), subfolder="reenact_demo")
-    status, history = follow(client, demo_prompt(reference, target, spec, args.steps, args.seed))
+    status, history = follow(client, demo_prompt(reference, target, spec, args.steps, args.seed, object_info))
     if status:
         return status
     video = os.path.abspath(download_video(client, history, args.output))

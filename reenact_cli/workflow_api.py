@@ -105,6 +105,12 @@ def default_value(spec):
     return choices[0] if choices else ""
 
 
+def fresh_node_inputs(definition) -> dict:
+    """A new node's widget values, as the frontend fills them in from the node's definition (/object_info's entry,
+    or a node class's INPUT_TYPES() as {"input": ...}). Not for DynamicCombo inputs, whose sub-inputs it leaves out."""
+    return {name: default_value(spec) for name, spec in ordered_inputs(definition) if is_widget(spec)}
+
+
 def node_widget_layout(definition, values) -> list[tuple[str | None, list | None]]:
     """widget_layout of a saved node: each DynamicCombo expands the option its stored value names."""
     def stored(_name, spec, position):

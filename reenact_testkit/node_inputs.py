@@ -1,13 +1,12 @@
 """Node inputs for tests: what a fresh node on the canvas would send (its schema's defaults), with cheap changes."""
-import nodes as comfy_nodes
+from reenact_cli.workflow_api import fresh_node_inputs
 
 
 def widget_defaults(node_id: str) -> dict:
-    """Every input of a registered node that has a default, at that default (ComfyUI's classic INPUT_TYPES view)."""
-    declared = comfy_nodes.NODE_CLASS_MAPPINGS[node_id].INPUT_TYPES()
-    return {name: spec[1]["default"] for group in ("required", "optional")
-            for name, spec in declared.get(group, {}).items()
-            if len(spec) > 1 and isinstance(spec[1], dict) and "default" in spec[1]}
+    """A registered node's widget values as a fresh node on the canvas has them (the CLI's reading of a node
+    definition, applied to the class's INPUT_TYPES)."""
+    import nodes as comfy_nodes  # ComfyUI's, importable once a ComfyUI is set up
+    return fresh_node_inputs({"input": comfy_nodes.NODE_CLASS_MAPPINGS[node_id].INPUT_TYPES()})
 
 
 def optimize_inputs(**overrides) -> dict:

@@ -24,6 +24,7 @@ from reenact_core.run_changes import changed_for_run
 from reenact_toy import toy_codec, toy_svd, toy_world
 
 from .comfy_pack import run_node
+from .node_inputs import widget_defaults
 
 INIT_NOISE = 0.01
 
@@ -182,11 +183,10 @@ def invert_through_nodes(patcher, vae, case, steps, seed, learning_rate=3e-2, to
                                    target_fps=0.0, width=width, height=height, resize_mode="crop", images=video,
                                    images_fps=float(toy_svd.FPS))
     init = MotionEmbedding(init_tokens(frames_n, tokens_per_frame, seed, noise=init_noise), {"init": "toy-null"})
-    embedding, _ = run_node("OptimizeMotionEmbedding", model=patcher, vae=vae, reference=frames, init_embedding=init,
-                             steps=steps, learning_rate=learning_rate, seed=seed, sigma_log_mean=0.7,
-                             sigma_log_std=1.6, augmentation_level=0.0, fps=toy_svd.FPS,
-                             motion_bucket_id=toy_svd.MOTION_BUCKET, gradient_checkpointing="off", precision="fp32",
-                             source_name=name)
+    embedding, _ = run_node("OptimizeMotionEmbedding", **widget_defaults("OptimizeMotionEmbedding"), model=patcher,
+                             vae=vae, reference=frames, init_embedding=init, steps=steps, learning_rate=learning_rate,
+                             seed=seed, fps=toy_svd.FPS, motion_bucket_id=toy_svd.MOTION_BUCKET,
+                             gradient_checkpointing="off", precision="fp32", source_name=name)
     return embedding
 
 

@@ -191,8 +191,9 @@ def test_published_python_imports_only_published_modules(published):
     """Anywhere in a file, lazy imports too: the server test below only runs what loading the pack runs."""
     everything, shipped = set(repository_files()), set(published)
     local_roots = {p.split("/")[0] for p in everything if p.count("/") == 1 and p.endswith("/__init__.py")}
-    local_roots = {r for r in local_roots if not os.path.exists(os.path.join(comfyui_root(), r)) and
-                   not os.path.exists(os.path.join(comfyui_root(), r + ".py"))}  # `nodes` alone means ComfyUI's nodes.py
+    comfyui = comfyui_root()  # `nodes` alone means ComfyUI's nodes.py
+    local_roots = {r for r in local_roots if not os.path.exists(os.path.join(comfyui, r)) and
+                   not os.path.exists(os.path.join(comfyui, r + ".py"))}
     missing = set()
     for path in (p for p in published if p.endswith(".py")):
         with open(os.path.join(PACK_ROOT, path), "rb") as f:
