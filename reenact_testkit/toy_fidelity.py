@@ -183,10 +183,11 @@ def invert_through_nodes(patcher, vae, case, steps, seed, learning_rate=3e-2, to
                                    target_fps=0.0, width=width, height=height, resize_mode="crop", images=video,
                                    images_fps=float(toy_svd.FPS))
     init = MotionEmbedding(init_tokens(frames_n, tokens_per_frame, seed, noise=init_noise), {"init": "toy-null"})
-    embedding, _ = run_node("OptimizeMotionEmbedding", **widget_defaults("OptimizeMotionEmbedding"), model=patcher,
-                             vae=vae, reference=frames, init_embedding=init, steps=steps, learning_rate=learning_rate,
-                             seed=seed, fps=toy_svd.FPS, motion_bucket_id=toy_svd.MOTION_BUCKET,
-                             gradient_checkpointing="off", precision="fp32", source_name=name)
+    inputs = dict(widget_defaults("OptimizeMotionEmbedding"), model=patcher, vae=vae, reference=frames,
+                  init_embedding=init, steps=steps, learning_rate=learning_rate, seed=seed, fps=toy_svd.FPS,
+                  motion_bucket_id=toy_svd.MOTION_BUCKET, gradient_checkpointing="off", precision="fp32",
+                  source_name=name)
+    embedding, _ = run_node("OptimizeMotionEmbedding", **inputs)
     return embedding
 
 
