@@ -58,6 +58,11 @@ SERVER_FIXTURES = {"comfy_server", "published_server"}
 
 
 def pytest_collection_modifyitems(config, items):
+    modules = {item.module.__name__.rsplit(".", 1)[-1]: item.module for item in items}
+    unknown = [f"{module}::{name}" for table in (FULL_TESTS, FLOOR_TESTS) for module, names in table.items()
+               if module in modules for name in names if not hasattr(modules[module], name)]
+    if unknown:  # a renamed test would silently change tier
+        raise pytest.UsageError(f"conftest.py marks tests that do not exist: {', '.join(sorted(unknown))}")
     for item in items:
         module = item.module.__name__.rsplit(".", 1)[-1]
         if module in FULL_MODULES or item.originalname in FULL_TESTS.get(module, ()) or \
