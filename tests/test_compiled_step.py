@@ -18,11 +18,11 @@ import pytest
 import torch
 
 import comfy.ldm.modules.attention as comfy_attention
-from reenact_testkit.cancel import cancel_node_run_at_step_two
-from reenact_core.memory_mode import RunPlan
-from reenact_core.run_changes import changed_for_run
 from reenact_core.inversion import DenoisingObjective, InversionSettings, RunHooks, RunStats, invert_motion
+from reenact_core.memory_mode import RunPlan
 from reenact_core.motion_preview import PreviewTarget, sample_preview
+from reenact_core.run_changes import changed_for_run
+from reenact_testkit.cancel import cancel_node_run_at_step_two
 from reenact_testkit.model_state import attachments, fixed_denoised_output
 
 FRAMES = 4

@@ -2,9 +2,9 @@
 import pytest
 import torch
 
-from reenact_testkit.comfy_graph import apply_motion, sample, svd_conditioning
 from reenact_core.motion_conditioning import resample_frames
 from reenact_core.motion_embedding import MotionEmbedding
+from reenact_testkit.comfy_graph import apply_motion, sample, svd_conditioning
 
 FRAMES, TOKENS, DIM = 6, 3, 64
 

@@ -10,10 +10,10 @@ import pytest
 import torch
 
 import comfy.model_patcher
-from reenact_testkit.comfy_pack import run_node
-from reenact_testkit.node_inputs import optimize_inputs
 from reenact_core.motion_embedding import MotionEmbedding
+from reenact_testkit.comfy_pack import run_node
 from reenact_testkit.model_state import attachments
+from reenact_testkit.node_inputs import optimize_inputs
 from reenact_testkit.small_models import make_small_svd
 
 DYNAMIC = getattr(comfy.model_patcher, "ModelPatcherDynamic", None)

@@ -6,8 +6,8 @@ import safetensors.torch
 import torch
 
 import folder_paths
-from reenact_testkit.comfy_pack import run_node
 from reenact_core.motion_embedding import MotionEmbedding
+from reenact_testkit.comfy_pack import run_node
 
 META = {"steps": 300, "final_loss": 0.0123, "fps": 6, "motion_bucket_id": 127, "width": 1024, "height": 576,
         "source_video": "wave.mp4", "base_model": "SVD_img2vid:0123456789ab"}

@@ -9,8 +9,8 @@ import re
 import pytest
 import torch
 
-from reenact_testkit.cancel import cancel_node_run_at_step_two
 from reenact_core.inversion import InversionSettings, RunHooks, invert_motion
+from reenact_testkit.cancel import cancel_node_run_at_step_two
 from reenact_testkit.model_state import attachments, fixed_denoised_output
 
 FRAMES = 4

@@ -7,12 +7,12 @@ from dataclasses import replace
 import pytest
 import torch
 
-from reenact_testkit.comfy_pack import node_class, run_node
-from reenact_testkit.node_inputs import optimize_inputs
 from reenact_core.held_out import StopRule, held_out_sigmas
 from reenact_core.inversion import InversionSettings, RunStats, invert_motion
 from reenact_core.motion_embedding import MotionEmbedding
 from reenact_testkit import toy_fidelity
+from reenact_testkit.comfy_pack import node_class, run_node
+from reenact_testkit.node_inputs import optimize_inputs
 from reenact_toy import toy_svd
 
 

@@ -4,9 +4,9 @@ import torch
 
 import comfy.model_patcher
 import comfy.supported_models
+from reenact_core.motion_embedding import MotionEmbedding
 from reenact_testkit.comfy_pack import run_node
 from reenact_testkit.node_inputs import optimize_inputs
-from reenact_core.motion_embedding import MotionEmbedding
 from reenact_testkit.small_models import init_weights
 
 FRAMES = 4

@@ -7,14 +7,14 @@ import pytest
 import torch
 from torch.optim.optimizer import register_optimizer_step_post_hook
 
-from reenact_testkit.comfy_pack import node_class, run_node
-from reenact_testkit.node_inputs import optimize_inputs
-from reenact_core.layer_wrappers import CHECKPOINTING_MODES, checkpoint_targets
 from reenact_core.errors import ReenactError
 from reenact_core.inversion import InversionSettings, invert_motion
+from reenact_core.layer_wrappers import CHECKPOINTING_MODES, checkpoint_targets
 from reenact_core.memory_mode import MEMORY_MODES, plan_run
 from reenact_core.motion_embedding import MotionEmbedding
 from reenact_core.precision import PRECISIONS, loss_scaler, resolve_precision
+from reenact_testkit.comfy_pack import node_class, run_node
+from reenact_testkit.node_inputs import optimize_inputs
 
 FRAMES, TOKENS, DIM = 4, 3, 64
 

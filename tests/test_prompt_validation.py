@@ -19,9 +19,9 @@ from PIL import Image
 import execution
 import folder_paths
 from comfy_api.latest import io
-from reenact_testkit.comfy_pack import node_class, pack_node_ids
 from reenact_core.embedding_file import save_embedding
 from reenact_core.motion_embedding import MotionEmbedding
+from reenact_testkit.comfy_pack import node_class, pack_node_ids
 from reenact_testkit.media import moving_square_frames, write_video
 
 # Where each linked type comes from: a core node, the output slot, and its widget values.

@@ -10,13 +10,13 @@ import safetensors
 import torch
 
 import comfy.model_management as mm
-from reenact_testkit.comfy_pack import run_node
-from reenact_testkit.cancel import cancel_at_check
-from reenact_testkit.node_inputs import optimize_inputs
 from reenact_core.inversion import InversionSettings
 from reenact_core.inversion_job import RunFiles, load_resume
 from reenact_core.motion_embedding import MotionEmbedding
 from reenact_core.run_checkpoints import load_checkpoint
+from reenact_testkit.cancel import cancel_at_check
+from reenact_testkit.comfy_pack import run_node
+from reenact_testkit.node_inputs import optimize_inputs
 
 FRAMES, STEPS = 4, 4
 

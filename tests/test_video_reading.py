@@ -7,8 +7,8 @@ import torch
 from PIL import Image
 
 from reenact_testkit.comfy_pack import run_node
-from reenact_testkit.node_inputs import LOAD_REFERENCE_INPUTS
 from reenact_testkit.media import count_decoded_frames, frame_colour, write_coloured_mp4, write_video
+from reenact_testkit.node_inputs import LOAD_REFERENCE_INPUTS
 
 def write_gif(path, frames, width, height):
     images = [Image.fromarray(np.tile(frame_colour(i), (height, width, 1))) for i in range(frames)]
