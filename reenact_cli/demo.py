@@ -19,9 +19,9 @@ from reenact_core.video_frames import decode_all_frames
 from reenact_toy import toy_demo
 
 from .api_client import ComfyClient
-from .workflow_api import fresh_node_inputs
 from .session import (EXIT_RUN_FAILED, FAILURES, UserError, download_video, follow, report_server_failure,
                       scratch_folder, start_server)
+from .workflow_api import fresh_node_inputs
 
 TOY_NODES = os.path.dirname(os.path.abspath(reenact_toy.__file__))
 INIT_NAME = "reenact_demo/toy_init.safetensors"

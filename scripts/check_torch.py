@@ -19,8 +19,8 @@ def main() -> int:
     have = {name: installed(name) or "none" for name in pinned()}
     wrong = {name: (have[name], version) for name, version in pinned().items()
              if have[name].split("+")[0] != version}
-    for name, (have, want) in wrong.items():
-        print(f"expected {name}=={want} (the tested version), got {have}")
+    for name, (found, want) in wrong.items():
+        print(f"expected {name}=={want} (the tested version), got {found}")
     return 1 if wrong else 0
 
 

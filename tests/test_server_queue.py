@@ -56,20 +56,20 @@ def copy_input(base, name, tag):
     return copy
 
 
-def invert_and_transfer_prompt(client, base, seed, tag, steps=STEPS):
+def invert_and_transfer_prompt(object_info, base, seed, tag, steps=STEPS):
     """The demo's graph (invert the toy clip, transfer to the toy target) on copies of its inputs, the sampled
     latent saved."""
     prompt = demo_prompt(copy_input(base, toy_demo.REFERENCE, tag), copy_input(base, toy_demo.TARGET, tag),
-                         toy_demo.load_spec(), steps, seed, client.object_info())
+                         toy_demo.load_spec(), steps, seed, object_info)
     prompt["4"]["inputs"].update(stop_when_learned=False, run_name=f"queue_{tag}")
     prompt["5"]["inputs"]["filename_prefix"] = f"queue/{tag}"
     prompt["12"]["inputs"]["filename_prefix"] = f"video/queue_{tag}"
     return with_saved_latent(prompt, f"latents/queue_{tag}")
 
 
-def transfer_prompt(client, base, seed, tag):
+def transfer_prompt(object_info, base, seed, tag):
     """The same graph without the inversion: the loaded embedding goes straight to Apply Motion Embedding."""
-    prompt = invert_and_transfer_prompt(client, base, seed, tag)
+    prompt = invert_and_transfer_prompt(object_info, base, seed, tag)
     for node in ("2", "4", "5"):
         del prompt[node]
     prompt["8"]["inputs"]["motion_embedding"] = ["3", 0]
@@ -83,15 +83,16 @@ def result_of(base, kind, history):
 
 def test_ten_queued_prompts_with_one_cancelled(toy_server):
     server, client = toy_server
-    base = server.base_directory
+    base, object_info = server.base_directory, client.object_info()
     plan = [("invert", 11), ("transfer", 21), ("transfer", 22), ("invert", 12), ("cancel", 13),
             ("transfer", 23), ("invert", 14), ("transfer", 24), ("transfer", 25), ("invert", 15)]
     assert len(plan) == 10
 
     def build(kind, seed, tag):
         if kind == "transfer":
-            return transfer_prompt(client, base, seed, tag)
-        return invert_and_transfer_prompt(client, base, seed, tag, CANCELLED_STEPS if kind == "cancel" else STEPS)
+            return transfer_prompt(object_info, base, seed, tag)
+        return invert_and_transfer_prompt(object_info, base, seed, tag,
+                                          CANCELLED_STEPS if kind == "cancel" else STEPS)
 
     alone = {}
     for kind, seed in plan:
