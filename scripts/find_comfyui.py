@@ -2,14 +2,15 @@
 
 Default: the newest ComfyUI, found as the pack's tools find it (COMFYUI_PATH, the ComfyUI holding this pack,
 ~/ComfyUI). `--floor`: the oldest ComfyUI the pack supports, 0.3.64, which the test run checks too
-(COMFYUI_FLOOR_PATH, else ~/ComfyUI-0.3.64). `--floor-site`: the folder holding the floor's own frontend and
-templates packages (the newest's do not fit it), put first on PYTHONPATH for the floor's test run.
+(COMFYUI_FLOOR_PATH, else ~/ComfyUI-0.3.64). `--venv`: the tests' own Python environment (REENACT_TEST_VENV, else .venv in
+this clone). `--floor-site`: the folder inside it holding the floor's own frontend and templates packages (the
+newest's do not fit it), put first on PYTHONPATH for the floor's test run.
 """
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from reenact_cli.locate import HOW_TO_GET_COMFYUI, find_comfyui, is_comfyui  # noqa: E402
+from reenact_cli.locate import HOW_TO_GET_COMFYUI, PACK_ROOT, find_comfyui, is_comfyui  # noqa: E402
 
 FLOOR_VERSION = "0.3.64"
 HOW_TO_GET_FLOOR = (
@@ -30,13 +31,20 @@ def checkout_version(path: str) -> str:
     return "unknown"
 
 
+def test_venv() -> str:
+    """The tests' own virtual environment, made by scripts/install-dev.sh; never the Python that runs ComfyUI."""
+    return os.path.abspath(os.environ.get("REENACT_TEST_VENV") or os.path.join(PACK_ROOT, ".venv"))
+
+
 def floor_site() -> str:
-    """Where scripts/install-dev.sh puts the floor's own frontend and templates packages."""
-    return os.path.expanduser(f"~/.cache/reenact_anything/floor-site-{FLOOR_VERSION}")
+    """Where scripts/install-dev.sh puts the floor's own frontend and templates packages: inside the tests' venv."""
+    return os.path.join(test_venv(), f"floor-site-{FLOOR_VERSION}")
 
 
 def main(argv) -> int:
-    if "--floor-site" in argv:
+    if "--venv" in argv:
+        path = test_venv()
+    elif "--floor-site" in argv:
         path = floor_site()
     elif "--floor" in argv:
         path = floor_path()
