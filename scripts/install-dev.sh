@@ -43,6 +43,12 @@ if [ "$quick" = 0 ]; then
     "$py" -m pip install --quiet --no-deps --target "$floor_site" -r "$work/floor-requirements.txt"
     cp "$work/floor-requirements.txt" "$floor_site/requirements.txt"
   fi
+  # The newer frontends the browser test also checks, each in a folder of its own (served with --front-end-root).
+  while read -r pin; do
+    target="$venv/frontend-${pin#*==}"
+    [ -f "$target/comfyui_frontend_package/static/index.html" ] ||
+      "$py" -m pip install --quiet --no-deps --target "$target" "$pin"
+  done < <(grep -E '^comfyui-frontend-package==' "$here/scripts/test-frontends.txt")
   # Browser tests: Debian's chromium (never a browser download) and playwright-core, pinned by package-lock.json.
   if [ ! -x /usr/bin/chromium ]; then
     sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"

@@ -8,15 +8,16 @@ import pytest
 # tests/ do; this must come before the kit is first imported.
 pytest.register_assert_rewrite("reenact_testkit")
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from comfyui_location import HOW_TO_GET_COMFYUI, PACK_ROOT, find_comfyui  # noqa: E402
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from reenact_cli.locate import HOW_TO_GET_COMFYUI, PACK_ROOT, find_comfyui  # noqa: E402
 
 COMFYUI = find_comfyui()
 if COMFYUI is None:
     raise pytest.UsageError(HOW_TO_GET_COMFYUI + f"\n(looked in: {os.environ.get('COMFYUI_PATH') or 'custom_nodes/.., ~/ComfyUI'})")
 
+# ComfyUI first, ahead of this pack (whose `nodes` package would shadow ComfyUI's nodes.py). The pack's root stays
+# on sys.path for the test kit, the toy and the CLI; its `reenact_core` is ComfyUI's loaded copy (load_pack).
 sys.path.insert(0, COMFYUI)
-sys.path.insert(1, PACK_ROOT)
 import comfy.options  # noqa: E402
 
 comfy.options.enable_args_parsing(False)
@@ -33,43 +34,25 @@ from reenact_testkit.comfy_pack import load_pack  # noqa: E402
 
 PACK_MODULE, PACK_NODE_IDS = load_pack()
 
-# Two tiers (README, "Run the tests"). `full`: a real server, the full-size random checkpoint, the browser, cold
-# torch.compile or the benchmark scripts; the quick tier (-m "not full") is everything else. `floor`: what the test
-# run also checks on the oldest supported ComfyUI (scripts/run_tests.sh): loading, validation, the bundled
-# workflows through a real server, the main command and VIDEO input.
-FULL_MODULES = {"test_browser", "test_compiled_step", "test_benchmark_smoke", "test_server_queue",
-                "test_server_workflows", "test_published_pack", "test_toy_fidelity", "test_main_command"}
-# Runs long enough to learn a motion (hundreds of steps), and the toy model's own end-to-end checks: the quick tier
-# checks the same code paths on a few steps (README, "Run the tests").
-FULL_TESTS = {"test_inversion": {"test_planted_motion_recovery"},
-              "test_held_out": {"test_a_learned_toy_motion_stops_before_steps_and_matches",
-                                "test_a_toy_motion_still_being_learned_does_not_stop"},
-              "test_toy_nodes": {"test_inverted_motion_transfers_through_the_pack_nodes"},
-              "test_toy_world": {"test_toy_svd_obeys_true_tokens", "test_wrong_tokens_give_the_wrong_motion"},
-              "test_failure_cleanup": {"test_resident_memory_does_not_grow_over_repeated_runs"}}
-FLOOR_MODULES = {"test_pack_loading", "test_prompt_validation", "test_server_workflows", "test_video_input",
-                 "test_published_pack"}
-# Of the main command's tests, the floor runs the command itself (a real server, the demo) and its input checks.
-FLOOR_TESTS = {"test_main_command": {"test_a_missing_input_file_is_named_before_any_server_starts",
-                                     "test_a_missing_checkpoint_says_which_file_and_where",
-                                     "test_reuses_a_running_server_and_writes_the_video",
-                                     "test_demo_runs_the_whole_graph_on_the_toy_model_and_says_so"}}
+# Tiers are pytest marks on the tests or their modules (README, "Run the tests"). `full`: a real server, the
+# full-size random checkpoint, the browser, cold torch.compile, the benchmark scripts, or a run long enough to learn a
+# motion; the quick tier (-m "not full") is everything else. `floor`: what scripts/run_tests.sh also runs on the
+# oldest supported ComfyUI (0.3.64). A test that starts a server must be marked full.
 SERVER_FIXTURES = {"comfy_server", "published_server"}
+# Set by scripts/run_tests.sh for the floor run: only `floor` tests run, whatever -m the caller passed.
+FLOOR_RUN = os.environ.get("REENACT_FLOOR_RUN") == "1"
 
 
 def pytest_collection_modifyitems(config, items):
-    modules = {item.module.__name__.rsplit(".", 1)[-1]: item.module for item in items}
-    unknown = [f"{module}::{name}" for table in (FULL_TESTS, FLOOR_TESTS) for module, names in table.items()
-               if module in modules for name in names if not hasattr(modules[module], name)]
-    if unknown:  # a renamed test would silently change tier
-        raise pytest.UsageError(f"conftest.py marks tests that do not exist: {', '.join(sorted(unknown))}")
-    for item in items:
-        module = item.module.__name__.rsplit(".", 1)[-1]
-        if module in FULL_MODULES or item.originalname in FULL_TESTS.get(module, ()) or \
-                SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
-            item.add_marker(pytest.mark.full)
-        if module in FLOOR_MODULES or item.originalname in FLOOR_TESTS.get(module, ()):
-            item.add_marker(pytest.mark.floor)
+    unmarked = [item.nodeid for item in items
+                if SERVER_FIXTURES & set(getattr(item, "fixturenames", ())) and not item.get_closest_marker("full")]
+    if unmarked:
+        raise pytest.UsageError("tests that start a server must be marked full: " + ", ".join(unmarked))
+    if FLOOR_RUN:
+        deselected = [item for item in items if not item.get_closest_marker("floor")]
+        if deselected:
+            config.hook.pytest_deselected(items=deselected)
+            items[:] = [item for item in items if item.get_closest_marker("floor")]
 
 
 def pytest_report_header(config):

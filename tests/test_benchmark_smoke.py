@@ -8,7 +8,11 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from reenact_cli.locate import PACK_ROOT
+
+pytestmark = pytest.mark.full
 
 FIELDS = {"device", "frames", "height", "width", "tokens", "dtype", "checkpointing", "s_per_step",
           "peak_mem_gb", "tflop_per_step", "achieved_tflops"}

@@ -23,6 +23,10 @@ from reenact_cli.locate import PACK_ROOT
 from reenact_cli.workflow_api import ui_to_api
 from reenact_core.events import LOSS_EVENT
 from reenact_testkit.comfy_pack import comfyui_root
+from reenact_testkit.frontends import bundled_version, front_end_root, newer_versions
+from reenact_testkit.server_env import prepare_base_directory
+
+pytestmark = pytest.mark.full
 
 BROWSER_DIR = os.path.join(PACK_ROOT, "tests", "browser")
 ARTIFACTS = os.environ.get("REENACT_ARTIFACTS") or os.path.join(PACK_ROOT, "test-artifacts")
@@ -46,8 +50,8 @@ def require_browser_tools():
         pytest.fail("browser test tools are missing: " + "; ".join(missing) + ". scripts/install.sh installs them.")
 
 
-def run_driver(url, config_path):
-    done = subprocess.run(["node", os.path.join(BROWSER_DIR, "check_frontend.mjs"), url, ARTIFACTS,
+def run_driver(url, config_path, artifacts):
+    done = subprocess.run(["node", os.path.join(BROWSER_DIR, "check_frontend.mjs"), url, artifacts,
                            str(config_path)], capture_output=True, text=True, timeout=1200)
     assert done.returncode == 0, f"browser driver failed:\n{done.stderr[-4000:]}\n{done.stdout[-2000:]}"
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -71,15 +75,15 @@ def skip_first_start_dialog(client):
     client.post_json("/settings/Comfy.TutorialCompleted", True)
 
 
-def baseline_errors(tmp_path_factory):
+def baseline_errors(tmp_path_factory, frontend_args, artifacts):
     """Console errors of the same frontend with no custom nodes: a fresh user folder gets 404s for its settings
     files and the offline machine cannot reach api.comfy.org. Only errors beyond these are the pack's."""
     base = str(tmp_path_factory.mktemp("bare_comfy"))
     config = tmp_path_factory.mktemp("baseline") / "config.json"
     config.write_text(json.dumps({"baselineOnly": True}))
-    with ComfyServer(comfyui_root(), base) as bare:
+    with ComfyServer(comfyui_root(), base, extra_args=frontend_args) as bare:
         skip_first_start_dialog(ComfyClient(bare.url))
-        report = run_driver(bare.url, config)
+        report = run_driver(bare.url, config, artifacts)
     return {kind: normalised(report[kind], bare.url) for kind in ("consoleErrors", "pageErrors", "failedRequests")}
 
 
@@ -97,10 +101,27 @@ def without_meta(prompt):
     return {k: {"class_type": v["class_type"], "inputs": v["inputs"]} for k, v in prompt.items()}
 
 
+FRONTENDS = ["bundled", *newer_versions()]
+
+
+@pytest.fixture(scope="module", params=FRONTENDS)
+def frontend(request, comfy_server, tmp_path_factory):
+    """(version, server, client, extra server args): the frontend the ComfyUI under test pins, on the suite's
+    server, then each newer one (scripts/test-frontends.txt) on a server of its own started with --front-end-root."""
+    if request.param == "bundled":
+        yield (bundled_version(), *comfy_server, ())
+        return
+    args = ("--front-end-root", front_end_root(request.param))
+    base = prepare_base_directory(str(tmp_path_factory.mktemp("comfy_base_frontend")), PACK_ROOT)
+    with ComfyServer(comfyui_root(), base, extra_args=args) as server:
+        yield request.param, server, ComfyClient(server.url), args
+
+
 @pytest.fixture(scope="module")
-def browser_report(comfy_server, tmp_path_factory):
+def browser_report(frontend, tmp_path_factory):
     require_browser_tools()
-    server, client = comfy_server
+    version, server, client, frontend_args = frontend
+    artifacts = os.path.join(ARTIFACTS, f"frontend-{version}")
     workflows = {}
     for name in sorted(n for n in os.listdir(os.path.join(PACK_ROOT, "example_workflows")) if n.endswith(".json")):
         with open(os.path.join(PACK_ROOT, "example_workflows", name)) as f:
@@ -111,9 +132,11 @@ def browser_report(comfy_server, tmp_path_factory):
         "curve": {"workflow": workflows["reenact_invert_motion.json"], "widgets": TINY_WIDGETS,
                   "eventName": LOSS_EVENT}}))
     skip_first_start_dialog(client)
-    report = run_driver(server.url, config)
+    report = run_driver(server.url, config, artifacts)
     wait_for_idle_queue(client)
-    report["baseline"] = baseline_errors(tmp_path_factory)
+    report["baseline"] = baseline_errors(tmp_path_factory, frontend_args, artifacts)
+    report["artifacts"] = artifacts
+    report["frontendVersion"] = version
     report["normalised"] = {kind: normalised(report[kind], server.url)
                             for kind in ("consoleErrors", "pageErrors", "failedRequests")}
     report["object_info"] = client.object_info()
@@ -149,7 +172,7 @@ def test_live_loss_curve_gets_a_point_per_step(browser_report):
     assert [p[0] for p in points] == list(range(1, CURVE_STEPS + 1))
     assert all(isinstance(p[1], (int, float)) and p[1] > 0 for p in points)
     for shot in ("loss_curve.png", "loss_curve_nodes2.png", "workflow.png"):
-        assert os.path.getsize(os.path.join(ARTIFACTS, shot)) > 20_000, shot
+        assert os.path.getsize(os.path.join(browser_report["artifacts"], shot)) > 20_000, shot
 
 
 @pytest.mark.parametrize("mode", ["classic", "nodes2"])
@@ -184,7 +207,7 @@ def test_motion_preview_arrives_on_the_node_while_the_run_goes_on(browser_report
     assert (preview["naturalWidth"], preview["naturalHeight"]) == (64, 64)
     assert "/view?" in preview["src"] and "type=temp" in preview["src"] and "reenact_preview" in preview["src"]
     assert preview["caption"] == f"motion after step {PREVIEW_EVERY} of {CURVE_STEPS}"
-    assert os.path.getsize(os.path.join(ARTIFACTS, "motion_preview.png")) > 2_000
+    assert os.path.getsize(os.path.join(browser_report["artifacts"], "motion_preview.png")) > 2_000
 
 
 def test_live_loss_curve_follows_the_running_prompt_inside_a_subgraph(browser_report):
@@ -197,4 +220,4 @@ def test_live_loss_curve_follows_the_running_prompt_inside_a_subgraph(browser_re
                                    "stopped": {"step": 8, "reason": "held-out loss rose"}}
     assert seen["drawn"] == {"points": 8, "heldOut": 3, "legend": True, "stopped": "stopped at step 8"}
     assert seen["nextPrompt"] == [[1, 2.0]], "a new prompt did not start a new curve"
-    assert os.path.getsize(os.path.join(ARTIFACTS, "loss_curve_subgraph.png")) > 2_000
+    assert os.path.getsize(os.path.join(browser_report["artifacts"], "loss_curve_subgraph.png")) > 2_000

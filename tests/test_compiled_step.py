@@ -25,6 +25,8 @@ from reenact_core.run_changes import changed_for_run
 from reenact_testkit.cancel import cancel_node_run_at_step_two
 from reenact_testkit.model_state import attachments, fixed_denoised_output
 
+pytestmark = pytest.mark.full
+
 FRAMES = 4
 
 

@@ -2,6 +2,7 @@
 import pytest
 import torch
 
+from reenact_core.errors import ReenactError
 from reenact_core.motion_conditioning import resample_frames
 from reenact_core.motion_embedding import MotionEmbedding
 from reenact_testkit.comfy_graph import apply_motion, sample, svd_conditioning
@@ -110,5 +111,5 @@ def test_apply_does_not_change_its_inputs(svd_inputs):
 
 def test_dim_mismatch_is_named(svd_inputs):
     positive, negative, latent = svd_inputs
-    with pytest.raises(ValueError, match="expected a motion embedding of dim 64.*got dim 1024"):
+    with pytest.raises(ReenactError, match="expected a motion embedding of dim 64.*got dim 1024"):
         apply_motion(positive, negative, MotionEmbedding(torch.randn(FRAMES + 1, TOKENS, 1024)), latent)

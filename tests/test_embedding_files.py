@@ -6,6 +6,7 @@ import safetensors.torch
 import torch
 
 import folder_paths
+from reenact_core.errors import ReenactError
 from reenact_core.motion_embedding import MotionEmbedding
 from reenact_testkit.comfy_pack import run_node
 
@@ -64,7 +65,7 @@ def test_never_overwrites(tmp_folders):
 
 @pytest.mark.parametrize("prefix", ["../escape", "motion/../../escape", "/tmp/absolute", "C:/windows", ""])
 def test_unsafe_prefixes_refused(tmp_folders, prefix):
-    with pytest.raises(ValueError, match="expected a file name prefix"):
+    with pytest.raises(ReenactError, match="expected a file name prefix"):
         save(an_embedding(), prefix)
     assert not list((tmp_folders).rglob("escape*"))
 
@@ -72,7 +73,7 @@ def test_unsafe_prefixes_refused(tmp_folders, prefix):
 @pytest.mark.parametrize("name", ["old.pt", "old.ckpt"])
 def test_pickle_refused_with_reason(tmp_folders, name):
     torch.save({"x": torch.zeros(1)}, tmp_folders / "embeddings" / name)
-    with pytest.raises(ValueError, match=rf"expected a \.safetensors motion embedding, got {name}.*pickle"):
+    with pytest.raises(ReenactError, match=rf"expected a \.safetensors motion embedding, got {name}.*pickle"):
         load(name)
 
 
@@ -81,14 +82,14 @@ def test_corrupt_file_is_a_clear_error(tmp_folders):
     data = open(path, "rb").read()
     truncated = tmp_folders / "embeddings" / "cut.safetensors"
     truncated.write_bytes(data[: len(data) // 2])
-    with pytest.raises(ValueError, match="cut.safetensors is truncated or corrupt"):
+    with pytest.raises(ReenactError, match="cut.safetensors is truncated or corrupt"):
         load("cut.safetensors")
 
 
 def test_other_safetensors_named(tmp_folders):
     lora = {"lora_unet_down_blocks_0.lora_down.weight": torch.zeros(4, 4)}
     safetensors.torch.save_file(lora, tmp_folders / "embeddings" / "some_lora.safetensors", metadata={"ss_network_dim": "4"})
-    with pytest.raises(ValueError, match="without our metadata.*lora_unet_down_blocks_0.*LoRA"):
+    with pytest.raises(ReenactError, match="without our metadata.*lora_unet_down_blocks_0.*LoRA"):
         load("some_lora.safetensors")
 
 

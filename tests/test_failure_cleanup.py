@@ -45,6 +45,7 @@ def resident_mib() -> float:
         return int(re.search(r"VmRSS:\s+(\d+) kB", f.read()).group(1)) / 1024
 
 
+@pytest.mark.full
 def test_resident_memory_does_not_grow_over_repeated_runs(small_svd, video):
     """Five runs, each cancelled mid-way by an exception, then five that finish; RSS after gc is read each time.
 

@@ -90,6 +90,7 @@ def toy_run(toy_case, **changes):
     return tokens, losses, stats
 
 
+@pytest.mark.full
 def test_a_learned_toy_motion_stops_before_steps_and_matches(toy_case):
     patcher, case = toy_case
     tokens, losses, stats = toy_run(toy_case, steps=1000)
@@ -99,6 +100,7 @@ def test_a_learned_toy_motion_stops_before_steps_and_matches(toy_case):
     assert result["match"], result
 
 
+@pytest.mark.full
 def test_a_toy_motion_still_being_learned_does_not_stop(toy_case):
     """A learning rate 30x lower: the held-out loss still falls by more than 2% per window at the end."""
     _, losses, stats = toy_run(toy_case, steps=200, learning_rate=1e-3)

@@ -25,6 +25,7 @@ def planted(small_svd, small_vae, small_clip_vision):
     return dict(reference=reference, condition=positive[0][1]["concat_latent_image"], e_star=e_star, init=init)
 
 
+@pytest.mark.full
 def test_planted_motion_recovery(small_svd, planted):
     """The denoising loss falls from the init's to at or below E*'s own, on held-out draws.
 

@@ -11,6 +11,8 @@ from PIL import Image
 from reenact_cli.locate import PACK_ROOT
 from reenact_testkit.media import decode_all_frames, moving_square_frames, write_target_image, write_video
 
+pytestmark = pytest.mark.full
+
 
 def run_cli(*args, timeout=1200, tmpdir=None):
     """The command in a subprocess; `tmpdir` becomes its TMPDIR, so a test can see what it leaves there."""
@@ -36,6 +38,7 @@ def media(tmp_path):
             write_target_image(str(tmp_path / "cat.png")))
 
 
+@pytest.mark.floor
 def test_a_missing_input_file_is_named_before_any_server_starts(tmp_path):
     video, image = media(tmp_path)
     done = run_cli("--reference", str(tmp_path / "nope.mp4"), "--image", image, "--server", "http://127.0.0.1:9")
@@ -44,6 +47,7 @@ def test_a_missing_input_file_is_named_before_any_server_starts(tmp_path):
     assert "starting ComfyUI" not in done.stdout
 
 
+@pytest.mark.floor
 def test_a_missing_checkpoint_says_which_file_and_where(tmp_path):
     video, image = media(tmp_path)
     base = tmp_path / "comfy_base"
@@ -58,6 +62,7 @@ def test_a_missing_checkpoint_says_which_file_and_where(tmp_path):
     assert_left_empty(tmpdir)  # a failed run: the started server's config and log folder is gone too
 
 
+@pytest.mark.floor
 def test_reuses_a_running_server_and_writes_the_video(comfy_server, tmp_path):
     server, client = comfy_server
     video, image = media(tmp_path)
@@ -78,6 +83,7 @@ def test_reuses_a_running_server_and_writes_the_video(comfy_server, tmp_path):
         assert webp.format == "WEBP" and webp.n_frames == 3 and webp.size == (64, 64)
 
 
+@pytest.mark.floor
 def test_demo_runs_the_whole_graph_on_the_toy_model_and_says_so(tmp_path):
     """`--demo` on a machine with no SVD weights: a private server, the pack's nodes plus the toy demo
     nodes, the bundled clip and target. The video, the side-by-side picture and the label must all be

@@ -3,6 +3,8 @@ import pytest
 
 from reenact_testkit.comfy_pack import node_class, pack_node_ids
 
+pytestmark = pytest.mark.floor
+
 EXPECTED = {"LoadMotionReference", "InflateCLIPEmbedding", "OptimizeMotionEmbedding", "ApplyMotionEmbedding",
             "SaveMotionEmbedding", "LoadMotionEmbedding"}
 
@@ -110,6 +112,7 @@ def test_search_aliases_where_comfyui_has_them(node_id):
         assert not info.get("search_aliases"), f"expected no search aliases, got {info.get('search_aliases')}"
 
 
+@pytest.mark.full
 def test_a_running_comfyui_serves_the_new_fields_in_object_info(comfy_server):
     """What the browser reads: /object_info from a real `main.py` with the pack installed."""
     _, client = comfy_server
@@ -122,3 +125,41 @@ def test_a_running_comfyui_serves_the_new_fields_in_object_info(comfy_server):
     where = "among" if has_search_aliases() else "not in"
     assert ("motion transfer" in aliases) == has_search_aliases(), \
         f"expected 'motion transfer' {where} the search aliases, got {aliases}"
+
+
+def test_the_pack_is_loaded_once():
+    """Tests, the test kit and the nodes reach the one copy ComfyUI loaded: each of the pack's files is one module."""
+    import sys
+    from reenact_testkit.comfy_pack import modules_loaded_twice
+    assert sys.modules["reenact_core"].__name__.endswith(".reenact_core"), "reenact_core is not ComfyUI's copy"
+    assert modules_loaded_twice() == {}
+
+
+def test_loading_a_pack_file_a_second_time_is_caught():
+    """The check above can fail: a second module made from one of the pack's files is reported."""
+    import importlib.util
+    import sys
+    from reenact_core import errors
+    from reenact_testkit.comfy_pack import modules_loaded_twice
+    spec = importlib.util.spec_from_file_location("second_copy_of_errors", errors.__file__)
+    sys.modules[spec.name] = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(sys.modules[spec.name])
+        twice = modules_loaded_twice()
+    finally:
+        del sys.modules[spec.name]
+    assert list(twice.values()) == [sorted([errors.__name__, "second_copy_of_errors"])]
+
+
+def test_a_node_error_is_the_core_error_class(pack):
+    """pytest.raises(ReenactError) catches what a node raises: the nodes and the core share one ReenactError."""
+    import torch
+    from reenact_core.errors import ReenactError
+    from reenact_core.motion_embedding import MotionEmbedding
+    from reenact_testkit.comfy_pack import run_node
+    assert pack.nodes.apply_embedding.ReenactError is ReenactError
+    sd_style = [[torch.zeros(1, 77, 64), {"pooled_output": torch.zeros(1, 64)}]]
+    with pytest.raises(ReenactError, match="expected CONDITIONING from SVD_img2vid_Conditioning"):
+        run_node("ApplyMotionEmbedding", positive=sd_style, negative=sd_style,
+                 motion_embedding=MotionEmbedding(torch.randn(5, 2, 64)), latent={"samples": torch.zeros(4, 4, 8, 8)},
+                 strength=1.0, use_embedding_fps_and_bucket=True)

@@ -24,6 +24,8 @@ from reenact_core.motion_embedding import MotionEmbedding
 from reenact_testkit.comfy_pack import node_class, pack_node_ids
 from reenact_testkit.media import moving_square_frames, write_video
 
+pytestmark = pytest.mark.floor
+
 # Where each linked type comes from: a core node, the output slot, and its widget values.
 PROVIDERS = {
     "MODEL": ("CheckpointLoaderSimple", 0), "VAE": ("CheckpointLoaderSimple", 2),

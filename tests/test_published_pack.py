@@ -21,6 +21,8 @@ from reenact_cli.comfy_server import ComfyServer
 from reenact_cli.locate import PACK_ROOT
 from reenact_testkit.comfy_pack import comfyui_root
 
+pytestmark = [pytest.mark.full, pytest.mark.floor]
+
 PACK_NODES = {"LoadMotionReference", "InflateCLIPEmbedding", "OptimizeMotionEmbedding", "SaveMotionEmbedding",
               "LoadMotionEmbedding", "ApplyMotionEmbedding"}
 # A clone's default folder name, not [project].name: a second web registration under the project name would show.

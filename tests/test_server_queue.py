@@ -26,6 +26,8 @@ from reenact_testkit.server_env import prepare_base_directory
 from reenact_testkit.server_prompts import run_ok, saved_embedding_path, saved_latent, with_saved_latent
 from reenact_toy import toy_demo
 
+pytestmark = pytest.mark.full
+
 STEPS, CANCELLED_STEPS = 2, 5000
 
 

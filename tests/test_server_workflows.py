@@ -25,6 +25,8 @@ from reenact_testkit.server_env import PACK_DIR_NAME, REFERENCE_VIDEO, TARGET_IM
 from reenact_testkit.server_prompts import (FRAMES, SIZE, WORKFLOWS, api_prompt, run_ok, saved_embedding_path,
                                            saved_latent, saved_video, server_embedding, with_saved_latent)
 
+pytestmark = [pytest.mark.full, pytest.mark.floor]
+
 WORKFLOW_FILES = sorted(n for n in os.listdir(WORKFLOWS) if n.endswith(".json"))
 # The frontend offers a download for properties.models entries only from huggingface.co or civitai.com, of
 # .safetensors/.sft files, into a folder ComfyUI knows (MissingModelsWarning in ComfyUI_frontend 1.27.10).

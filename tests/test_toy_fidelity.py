@@ -11,6 +11,8 @@ import pytest
 from reenact_testkit import toy_fidelity
 from reenact_toy import toy_svd
 
+pytestmark = pytest.mark.full
+
 # Measured spread (4 cases, 50 inversion steps, lr 3e-2, case seeds 40000 / 41000 / 42000, one thread):
 #   per-frame N=1: matches 1.00 / 1.00 / 1.00, mean path error 0.22 / 0.20 / 0.35 px;
 #   plain (null token): matches 0.00 / 0.00 / 0.00, mean path error 2.04 / 2.09 / 1.88 px;

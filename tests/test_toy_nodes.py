@@ -45,6 +45,7 @@ def test_the_codec_vae_gives_back_the_toy_latents_through_comfyui_vae_wrapper(to
     assert (toy_world.track(back, video.colour) - video.path).abs().max() < 0.05
 
 
+@pytest.mark.full
 def test_inverted_motion_transfers_through_the_pack_nodes(toy):
     patcher, vae = toy
     cases = toy_fidelity.make_cases(CASES, CASE_SEED, size=toy_fidelity.NODE_SIZE)

@@ -80,12 +80,14 @@ def held_out():
     return toy_world.make_videos(TEST_VIDEOS, TEST_SEED)
 
 
+@pytest.mark.full
 def test_toy_svd_obeys_true_tokens(toy, held_out):
     fraction, errors = toy_svd.obedience(toy, held_out, "true", seed=TEST_SEED)
     print(f"obedience with true tokens: {fraction:.3f}")
     assert fraction >= TRUE_FLOOR, [(v.label, e) for v, e in zip(held_out, errors) if not e[2]]
 
 
+@pytest.mark.full
 def test_wrong_tokens_give_the_wrong_motion(toy, held_out):
     fraction, _ = toy_svd.obedience(toy, held_out, "wrong", seed=TEST_SEED)
     print(f"obedience with the next video's tokens: {fraction:.3f}")

@@ -20,6 +20,8 @@ from reenact_testkit.node_inputs import LOAD_REFERENCE_INPUTS
 from reenact_testkit.media import (count_decoded_frames, frame_colour, record_av_reads, write_coloured_mp4,
                                   write_video)
 
+pytestmark = pytest.mark.floor
+
 TrimVideo = getattr(nodes_video, "VideoSlice", None)  # core "Trim Video"; ComfyUI 0.3.x has none
 needs_trim_video = pytest.mark.skipif(TrimVideo is None, reason=f"ComfyUI {COMFYUI_VERSION} has no Trim Video "
                                                                 f"(comfy_extras.nodes_video.VideoSlice) to test")
