@@ -4,10 +4,6 @@ import sys
 
 import pytest
 
-# Plain asserts in the test kit's helpers (reenact_testkit/server_prompts.py, ...) report their values as asserts in
-# tests/ do; this must come before the kit is first imported.
-pytest.register_assert_rewrite("reenact_testkit")
-
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from reenact_cli.locate import HOW_TO_GET_COMFYUI, PACK_ROOT, find_comfyui  # noqa: E402
 
