@@ -8,10 +8,12 @@ import sys
 PACK_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 HOW_TO_GET_COMFYUI = (
-    "ComfyUI was not found. The tests run against a real ComfyUI checkout (0.3.64 or newer):\n"
+    "ComfyUI was not found (looked at COMFYUI_PATH, the ComfyUI holding this pack, and ~/ComfyUI). Get a checkout of\n"
+    "ComfyUI 0.3.64 or newer:\n"
     "  git clone https://github.com/comfyanonymous/ComfyUI ~/ComfyUI\n"
-    "  pip install -r ~/ComfyUI/requirements.txt\n"
-    "or point COMFYUI_PATH at an existing checkout, or clone this pack into ComfyUI/custom_nodes/.")
+    "or point COMFYUI_PATH at an existing one, or clone this pack into ComfyUI/custom_nodes/. Then set up the Python\n"
+    "that runs it with this pack's bash scripts/install.sh (it never replaces an installed torch); the tests make an\n"
+    "environment of their own with bash scripts/install-dev.sh.")
 
 
 def candidates():
