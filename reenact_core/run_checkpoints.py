@@ -1,7 +1,7 @@
 """Run checkpoints: save every K steps, keep the newest few, resume bit for bit.
 
-Why: an inversion takes about an hour on a big GPU; a crash, a Cancel or an fp16 overflow must not
-cost the hour. A checkpoint holds what the next step depends on, nothing more: the tokens, AdamW's
+Why: an inversion is long (benchmarks/README.md has the times); a crash, a Cancel or an fp16 overflow must not
+cost the run. A checkpoint holds what the next step depends on, nothing more: the tokens, AdamW's
 state tensors, the fp16 loss scale, the CPU generator's state and the losses so far. Tensors go in
 a .safetensors file, everything else in its metadata as JSON, so loading one never runs code (no
 pickle). Each run, new or resumed, writes into a fresh folder checkpoints/<run name>_NNNNN/, so no
