@@ -7,10 +7,11 @@ from comfy_extras.nodes_video_model import SVD_img2vid_Conditioning
 from .comfy_pack import run_node
 
 
-def svd_conditioning(clip_vision, vae, image, frames, size=64, fps=6, bucket=127):
+def svd_conditioning(clip_vision, vae, image, frames, size=64, fps=6, bucket=127, augmentation=0.0):
     """ComfyUI's SVD_img2vid_Conditioning node: (positive, negative, latent)."""
     with torch.inference_mode():
-        return SVD_img2vid_Conditioning().encode(clip_vision, image, vae, size, size, frames, bucket, fps, 0.0)
+        return SVD_img2vid_Conditioning().encode(clip_vision, image, vae, size, size, frames, bucket, fps,
+                                                 augmentation)
 
 
 def sample(model, positive, negative, latent, seed=0, steps=4, cfg=2.5):

@@ -11,7 +11,7 @@ toy in that same folder (no sys.path edit). Tests import them as reenact_toy.com
 import torch
 from comfy_api.latest import ComfyExtension, io
 
-from . import toy_codec, toy_svd, toy_world
+from . import svdlike_toy, toy_clip_vision, toy_codec, toy_svd, toy_world
 
 CATEGORY = "Reenact Anything/toy demo (not SVD)"
 
@@ -33,6 +33,25 @@ class ToySVDLoader(io.ComfyNode):
     @classmethod
     def execute(cls) -> io.NodeOutput:
         return io.NodeOutput(toy_svd.load_toy_svd(), toy_codec.make_toy_vae())
+
+
+class SVDLikeToyLoader(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="ReenactSVDLikeToyLoader",
+            display_name="SVD-like Toy Loader (demo, not SVD)",
+            category=CATEGORY,
+            description="The toy SVD trained as SVD was, with no motion token: its MODEL, its small frozen "
+                        "CLIP_VISION and its codec VAE, for ComfyUI's own SVD_img2vid_Conditioning. It is not "
+                        "Stable Video Diffusion and knows nothing of real video.",
+            inputs=[],
+            outputs=[io.Model.Output("model"), io.ClipVision.Output("clip_vision"), io.Vae.Output("vae")],
+        )
+
+    @classmethod
+    def execute(cls) -> io.NodeOutput:
+        return io.NodeOutput(svdlike_toy.load_svdlike_toy(), toy_clip_vision.load(), toy_codec.make_toy_vae())
 
 
 class ToyImg2VidConditioning(io.ComfyNode):
@@ -60,4 +79,4 @@ class ToyImg2VidConditioning(io.ComfyNode):
 
 class ToyNodesExtension(ComfyExtension):
     async def get_node_list(self) -> list[type[io.ComfyNode]]:
-        return [ToySVDLoader, ToyImg2VidConditioning]
+        return [ToySVDLoader, SVDLikeToyLoader, ToyImg2VidConditioning]

@@ -31,12 +31,3 @@ def first_frame_conditioning(clip_vision, images, augmentation):
     concat = toy_codec.pixels_to_latents(noisy)
     return pooled, concat
 
-
-def plain_conditioning(clip_vision, vae, start_image, frames=toy_world.FRAMES, motion_bucket_id=127, fps=6,
-                       augmentation_level=0.0):
-    """positive, negative, latent from ComfyUI's own SVD_img2vid_Conditioning node on the toy's models."""
-    from comfy_extras.nodes_video_model import SVD_img2vid_Conditioning
-    h, w = start_image.shape[1:3]
-    out = SVD_img2vid_Conditioning().encode(clip_vision, start_image, vae, w, h, frames, motion_bucket_id, fps,
-                                             augmentation_level)
-    return out[0], out[1], out[2]

@@ -92,11 +92,21 @@ def offsets_for(kind: str, gen: torch.Generator, frames: int = FRAMES):
     raise ValueError(f"expected a motion kind in {TRAIN_KINDS + HELD_OUT_KINDS}, got {kind!r}")
 
 
+def fit_in_frame(offsets: torch.Tensor, size: int = SIZE) -> torch.Tensor:
+    """Offsets shrunk, where needed, so that the whole path stays MARGIN inside the frame (fast, long paths)."""
+    room = size - 1 - 2 * MARGIN
+    extent = float((offsets.max(0).values - offsets.min(0).values).max())
+    return offsets * min(1.0, room / extent) if extent > 0 else offsets
+
+
 def make_video(gen: torch.Generator, kind: str | None = None, frames: int = FRAMES, size: int = SIZE):
-    """One video (ToyVideo) and its vector conditioning: (video, fps, motion_bucket_id)."""
+    """One video (ToyVideo) and its vector conditioning: (video, fps, motion_bucket_id).
+
+    The bucket is measured on the path as rendered, after fit_in_frame."""
     if kind is None:
         kind = TRAIN_KINDS[int(torch.multinomial(torch.tensor(TRAIN_WEIGHTS), 1, generator=gen))]
     offsets, label = offsets_for(kind, gen, frames)
+    offsets = fit_in_frame(offsets, size)
     colour = random_colour(gen)
     width = 1.0 + 0.6 * float(torch.rand((), generator=gen))
     low = MARGIN - offsets.min(0).values

@@ -58,6 +58,8 @@ def parse(argv=None):
     p.add_argument("--snapshot-every", type=int, default=1000,
                    help="also write the EMA weights as <out stem>_step<N>.safetensors beside --state")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--stop-after", type=int, default=0,
+                   help="end this sitting after this many steps, the state saved (as a session cut off would)")
     p.add_argument("--state", default=DEFAULT_STATE)
     p.add_argument("--out", default=svdlike_toy.FIXTURE)
     return p.parse_args(argv)
@@ -177,7 +179,8 @@ def main(argv=None):
     print(f"SVD-like toy: {sum(p.numel() for p in params) / 1e6:.2f} M parameters; {opts.steps} steps at batch "
           f"{opts.batch}; state {opts.state}", flush=True)
     start, running = time.time() - seconds, []
-    while step < opts.steps:
+    sitting_end = step + opts.stop_after if opts.stop_after else opts.steps
+    while step < min(opts.steps, sitting_end):
         step += 1
         drawn = [svdlike_world.make_video(gen) for _ in range(opts.batch)]
         loss = train_step(model, clip_vision, drawn, gen, opts)
@@ -193,7 +196,7 @@ def main(argv=None):
             print(f"step {step}: loss {log[-1]['loss']:.4f}, lr {schedule.get_last_lr()[0]:.2e}, "
                   f"{log[-1]['seconds']} s", flush=True)
             running = []
-        if step % opts.save_every == 0 or step == opts.steps:
+        if step % opts.save_every == 0 or step in (opts.steps, sitting_end):
             save_state(opts.state, step, model, ema, optimizer, schedule, gen, log, opts, time.time() - start)
         if opts.snapshot_every and step % opts.snapshot_every == 0:
             stem = os.path.splitext(os.path.basename(opts.out))[0]
@@ -201,6 +204,9 @@ def main(argv=None):
                                                                    f"{stem}_step{step}.safetensors"),
                                  metadata={"steps": step})
     minutes = (time.time() - start) / 60
+    if step < opts.steps:
+        print(f"stopped at step {step} of {opts.steps}; rerun to go on", flush=True)
+        return
     toy_svd.save_fixture(ema.diffusion_model, opts.out, metadata={
         **{k: getattr(opts, k) for k in SETTINGS}, "train_minutes": f"{minutes:.1f}",
         "final_loss": f"{log[-1]['loss']:.4f}" if log else "", "loss_log": json.dumps(log[-20:])})

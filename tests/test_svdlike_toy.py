@@ -1,0 +1,112 @@
+"""The SVD-like toy (reenact_toy/svdlike_toy.py): trained with SVD's conditioning and no motion token.
+
+Quick checks: its conditioning is what ComfyUI's SVD_img2vid_Conditioning node makes from the toy's CLIP vision and
+VAE, Inflate CLIP Embedding runs unchanged on that CLIP vision, the world's motions stay in the frame and the
+held-out kinds are never drawn in training; the trainer resumes bit for bit (full tier).
+"""
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from reenact_cli.locate import PACK_ROOT
+from reenact_testkit.comfy_graph import svd_conditioning
+from reenact_testkit.comfy_pack import run_node
+from reenact_toy import svdlike_toy, svdlike_world, toy_clip_vision, toy_codec, toy_world
+
+
+@pytest.fixture(scope="module")
+def clip_and_vae(one_quiet_thread):
+    return toy_clip_vision.load(), toy_codec.make_toy_vae()
+
+
+def test_the_toy_clip_vision_is_comfyui_own_model_with_the_fixture_weights(clip_and_vae):
+    import comfy.clip_vision
+    clip, _ = clip_and_vae
+    assert isinstance(clip, comfy.clip_vision.ClipVisionModel)
+    seeded = toy_clip_vision.build().get_sd()
+    loaded = clip.get_sd()
+    assert loaded.keys() == seeded.keys()
+    for name, value in loaded.items():  # the fixture is the seeded encoder, stored in fp16
+        assert torch.equal(value.half(), seeded[name].half()), name
+
+
+@pytest.mark.parametrize("augmentation", [0.0, 0.05])
+def test_training_conditioning_is_what_the_comfyui_node_makes(clip_and_vae, augmentation):
+    """The trainer's batched first-frame conditioning equals SVD_img2vid_Conditioning's (same noise seed)."""
+    clip, vae = clip_and_vae
+    video, fps, bucket = svdlike_world.make_video(torch.Generator().manual_seed(5))
+    image = toy_codec.latents_to_pixels(video.latents[:1])
+    torch.manual_seed(11)
+    positive, negative, latent = svd_conditioning(clip, vae, image, frames=toy_world.FRAMES, size=image.shape[2],
+                                                  fps=fps, bucket=bucket, augmentation=augmentation)
+    torch.manual_seed(11)
+    pooled, concat = svdlike_toy.first_frame_conditioning(clip, image, torch.tensor([augmentation]))
+    torch.testing.assert_close(positive[0][0], pooled)
+    torch.testing.assert_close(positive[0][1]["concat_latent_image"], concat, rtol=1e-5, atol=1e-4)
+    assert latent["samples"].shape == (toy_world.FRAMES, 4, toy_world.SIZE, toy_world.SIZE)
+    assert float(negative[0][0].abs().sum()) == 0.0  # the negative the 10% dropout trains for
+
+
+def test_the_pack_inflates_an_embedding_from_the_toy_clip_vision(clip_and_vae):
+    """Inflate CLIP Embedding, the real node, runs unchanged on the toy's CLIP_VISION: (F+1, N, 64) tokens whose
+    frame slots start from each frame's image embedding."""
+    clip, _ = clip_and_vae
+    video, _, _ = svdlike_world.make_video(torch.Generator().manual_seed(6), kind="linear")
+    frames = toy_codec.latents_to_pixels(video.latents)
+    (embedding,) = run_node("InflateCLIPEmbedding", clip_vision=clip, images=frames, tokens_per_frame=2,
+                            init_noise=0.0, seed=0, frames_if_single_image=toy_world.FRAMES)
+    assert tuple(embedding.tokens.shape) == (toy_world.FRAMES + 1, 2, toy_world.CONTEXT_DIM)
+    embeds = clip.encode_image(frames).image_embeds.float()
+    torch.testing.assert_close(embedding.tokens[:-1, 0], embeds)
+    assert float((embeds[0] - embeds[-1]).norm()) > 1e-3, "the encoder does not see the blob move"
+
+
+def test_every_kind_stays_in_the_frame_and_the_held_out_kinds_are_never_trained():
+    assert not set(svdlike_world.TRAIN_KINDS) & set(svdlike_world.HELD_OUT_KINDS)
+    gen = torch.Generator().manual_seed(7)
+    kinds = set()
+    for _ in range(400):
+        video, fps, bucket = svdlike_world.make_video(gen)
+        kinds.add(video.kind)
+        assert fps in svdlike_world.FPS_CHOICES and 0 <= bucket <= 255
+        assert float(video.path.min()) >= toy_world.MARGIN - 1e-4
+        assert float(video.path.max()) <= toy_world.SIZE - 1 - toy_world.MARGIN + 1e-4
+    assert kinds == set(svdlike_world.TRAIN_KINDS)
+    for kind in svdlike_world.HELD_OUT_KINDS:
+        video, _, _ = svdlike_world.make_video(gen, kind=kind)
+        assert float(video.path.max()) <= toy_world.SIZE - 1 - toy_world.MARGIN + 1e-4
+        assert float((video.path[1:] - video.path[:-1]).norm(dim=1).sum()) > 1.0, kind
+
+
+def test_the_motion_bucket_follows_speed_as_svd_default_reads_it():
+    one_px = torch.arange(toy_world.FRAMES, dtype=torch.float32)[:, None] * torch.tensor([[1.0, 0.0]])
+    assert svdlike_world.motion_bucket(one_px) == 127
+    assert svdlike_world.motion_bucket(one_px * 0.5) == 64
+    assert svdlike_world.motion_bucket(one_px * 0) == 0
+
+
+def train(tmp_path, state, *extra):
+    done = subprocess.run([sys.executable, os.path.join(PACK_ROOT, "benchmarks", "toy", "train_svdlike_toy.py"),
+                           "--steps", "4", "--batch", "2", "--save-every", "1", "--snapshot-every", "0",
+                           "--state", str(state), "--out", str(tmp_path / f"{state.stem}.safetensors"), *extra],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return torch.load(state, weights_only=False)
+
+
+@pytest.mark.full
+def test_the_trainer_resumes_bit_for_bit(tmp_path):
+    """Four steps in one go, and two then two more after the process ended: the same weights, EMA and optimiser."""
+    straight = train(tmp_path, tmp_path / "straight.pt")
+    assert train(tmp_path, tmp_path / "resumed.pt", "--stop-after", "2")["step"] == 2
+    resumed = train(tmp_path, tmp_path / "resumed.pt")
+    assert resumed["step"] == straight["step"] == 4
+    for key in ("model", "ema"):
+        assert straight[key].keys() == resumed[key].keys()
+        for name, value in straight[key].items():
+            assert torch.equal(value, resumed[key][name]), (key, name)
+    for a, b in zip(straight["optimizer"]["state"].values(), resumed["optimizer"]["state"].values()):
+        assert torch.equal(a["exp_avg"], b["exp_avg"]) and torch.equal(a["exp_avg_sq"], b["exp_avg_sq"])
