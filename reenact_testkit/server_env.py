@@ -10,12 +10,13 @@ REFERENCE_VIDEO = "reenact_reference.mp4"
 TARGET_IMAGE = "reenact_target.png"
 
 
-def prepare_base_directory(base: str, pack_root: str, with_checkpoint: bool = True) -> str:
-    """custom_nodes/<pack> (a symlink, as a git clone would sit), models/checkpoints, input files."""
+def prepare_base_directory(base: str, pack_root: str | None, with_checkpoint: bool = True) -> str:
+    """custom_nodes/<pack> (a symlink, as a git clone would sit; none when pack_root is None), models/checkpoints,
+    input files."""
     for sub in ("custom_nodes", "input", "output", os.path.join("models", "checkpoints")):
         os.makedirs(os.path.join(base, sub), exist_ok=True)
     link = os.path.join(base, "custom_nodes", PACK_DIR_NAME)
-    if not os.path.islink(link):
+    if pack_root is not None and not os.path.islink(link):
         os.symlink(pack_root, link)
     if with_checkpoint:
         checkpoint = cached_random_svd_checkpoint()

@@ -2,11 +2,15 @@
 // Usage: node check_frontend.mjs <server-url> <artifact-dir> <config.json>
 // config: {workflows: {name: uiJson}, screenshotWorkflow: name,
 //          curve: {workflow: uiJson, widgets: {nodeType: {widget: value}}, eventName: LOSS_EVENT}}, or
-// {baselineOnly: true} to only load the page and report its console errors (run against a ComfyUI without the pack).
+// {baselineOnly: true, baselineVideo: name} to only load the page and report its console errors (run against a
+// ComfyUI without the pack): the page then shows ComfyUI's own Load Video node on that input file a few times, in the
+// classic canvas and in Nodes 2.0, as the pack's run shows its Load Motion Reference (the frontend's own video
+// upload widget and preview, whose requests Chromium aborts and restarts as it reads the video).
 // Prints one JSON object on its last line: console errors, registered node types, library text, the frontend's
 // own API conversion of each workflow, the loss points the live curve received, the motion preview shown on the
 // node (preview: the steps it arrived at, its image's size and caption), the live panel as each mode shows it
-// (panels.classic, panels.nodes2: where its preview and curve are on the page, the points the curve drew), and
+// (panels.app, panels.classic, panels.nodes2: where its preview and curve are on the page, the points the curve drew;
+// App mode shows it in the app's input list), and
 // what the curve kept and drew of loss events fed to an optimiser inside a subgraph (subgraphCurve).
 import { chromium } from "playwright-core";
 import fs from "node:fs";
@@ -15,6 +19,11 @@ import path from "node:path";
 const [url, artifacts, configPath] = process.argv.slice(2);
 // The frontend's setting for its "Nodes 2.0" mode (Vue nodes), as ComfyUI_frontend's settings name it.
 const VUE_NODES_SETTING = "Comfy.VueNodes.Enabled";
+// App mode (linear mode): the frontend's own command to enter and leave it, and the panel's widget name.
+const APP_MODE_COMMAND = "Comfy.ToggleLinear";
+const PANEL_WIDGET = "reenact_live_panel";
+// The node library's sidebar button: a class up to frontend 1.49, a data-testid from 1.5x on.
+const LIBRARY_BUTTON = "button.node-library-tab-button, [data-testid='node-library-tab-button']";
 
 // Run in the page: where the optimiser's live panel is on the page and what it shows (page pixels).
 function panelReport(vueNodesSetting) {
@@ -27,7 +36,8 @@ function panelReport(vueNodesSetting) {
   const shown = (element) => element.isConnected && element.getClientRects().length > 0 &&
     getComputedStyle(element).visibility !== "hidden";
   const vueNode = panel.root.closest("[data-node-id]");
-  return { shown: shown(panel.root), curveShown: shown(panel.curve), imageShown: shown(panel.image),
+  const appItem = panel.root.closest("[data-testid='app-mode-widget-item']");
+  return { shown: shown(panel.root), inAppMode: Boolean(appItem), curveShown: shown(panel.curve), imageShown: shown(panel.image),
            inVueNode: vueNode ? vueNode.getAttribute("data-node-id") : null, nodeId: String(node.id),
            panelsOnPage: document.querySelectorAll(".reenact-live-panel").length,
            root: rect(panel.root), curve: rect(panel.curve), image: rect(panel.image),
@@ -56,6 +66,20 @@ try {
   await page.waitForTimeout(5000);
   if (config.baselineOnly) {
     result.extensions = await page.evaluate(() => window.app.extensions.map((e) => e.name));
+    for (const vueNodes of [false, true, false]) {
+      await page.evaluate(([id, on]) => window.app.extensionManager.setting.set(id, on), [VUE_NODES_SETTING, vueNodes]);
+      for (let i = 0; i < 3; i++) {
+        await page.evaluate((file) => {
+          window.app.graph.clear();
+          const node = window.LiteGraph.createNode("LoadVideo");
+          window.app.graph.add(node);
+          const widget = node.widgets.find((w) => w.name === "file");
+          widget.value = file;
+          widget.callback?.(file);
+        }, config.baselineVideo);
+        await page.waitForTimeout(1500);
+      }
+    }
     throw new BaselineDone();
   }
   await page.waitForFunction(() => window.app.extensions?.some((e) => e.name === "ReenactAnything.LossCurve"),
@@ -70,9 +94,10 @@ try {
   }
   // The node library sidebar: open it and search for the pack's category.
   try {
-    const libraryButton = page.locator("button.node-library-tab-button").first();
+    const libraryButton = page.locator(LIBRARY_BUTTON).first();
     await libraryButton.click({ timeout: 10000 });
-    const search = page.locator(".node-lib-search-box input, input[placeholder*='Search']").first();
+    const search = page.locator(".node-lib-search-box input, .comfy-vue-side-bar-container input[placeholder^='Search'], " +
+                                "input[placeholder*='Search']").first();
     await search.fill("Motion Embedding", { timeout: 10000 });
     await page.waitForTimeout(1500);
     result.libraryText = await page.evaluate(() => document.body.innerText);
@@ -91,8 +116,15 @@ try {
     }, workflow);
   }
 
-  // Live loss curve: queue a tiny run from this page, as a user would press Queue.
+  // Live loss curve: queue a tiny run from this page, as a user would press Queue. The workflow opens in App mode
+  // with the live panel as the app's input (a workflow's extra.linearData, as the App Builder saves it), so the run's
+  // points and preview arrive while the panel is in the app's list; the classic canvas and Nodes 2.0 come after.
   const curve = config.curve;
+  const optimiserId = curve.workflow.nodes.find((n) => n.type === "OptimizeMotionEmbedding").id;
+  const appWorkflow = { ...curve.workflow, extra: { ...(curve.workflow.extra || {}), linearMode: true,
+    linearData: { inputs: [[optimiserId, PANEL_WIDGET]], outputs: [optimiserId] } } };
+  result.appModeCommand = await page.evaluate((id) =>
+    Boolean(window.app.extensionManager.command.commands?.find?.((c) => c.id === id)), APP_MODE_COMMAND);
   await page.evaluate(async ({ workflow, widgets }) => {
     await window.app.loadGraphData(workflow);
     for (const node of window.app.graph._nodes) {
@@ -103,7 +135,7 @@ try {
       }
     }
     await window.app.queuePrompt(0, 1);
-  }, curve);
+  }, { ...curve, workflow: appWorkflow });
   const steps = curve.widgets.OptimizeMotionEmbedding.steps;
   await page.waitForFunction((n) => {
     const node = window.app.graph._nodes.find((x) => x.type === "OptimizeMotionEmbedding");
@@ -123,6 +155,21 @@ try {
   result.lossPoints = await page.evaluate(() =>
     window.app.graph._nodes.find((x) => x.type === "OptimizeMotionEmbedding").reenactLoss.points);
   result.panels = {};
+  // App mode: the panel inside the app's input list, then back to the graph with the frontend's own command.
+  try {
+    await page.waitForFunction(() => document.querySelector("[data-testid='app-mode-widget-item'] .reenact-live-panel"),
+      null, { timeout: 30000 });
+    await page.waitForTimeout(1500);
+    result.panels.app = await page.evaluate(panelReport, VUE_NODES_SETTING);
+  } catch (err) {
+    result.appModeError = String(err);
+  }
+  await page.screenshot({ path: path.join(artifacts, "loss_curve_app_mode.png") });
+  result.appModeActive = await page.evaluate(() => window.app.extensionManager.workflow?.activeWorkflow?.activeMode);
+  await page.evaluate((id) => window.app.extensionManager.command.execute(id), APP_MODE_COMMAND);
+  await page.waitForTimeout(1500);
+  result.appModeAfterLeaving = await page.evaluate(() =>
+    window.app.extensionManager.workflow?.activeWorkflow?.activeMode);
   for (const [mode, vueNodes, shot] of [["classic", false, "loss_curve.png"], ["nodes2", true, "loss_curve_nodes2.png"]]) {
     await page.evaluate(([id, on]) => window.app.extensionManager.setting.set(id, on), [VUE_NODES_SETTING, vueNodes]);
     if (vueNodes) {
