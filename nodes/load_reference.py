@@ -1,7 +1,7 @@
 import os
 
 import folder_paths
-from comfy_api.latest import Input, io
+from comfy_api.latest import InputImpl, io
 
 from ..reenact_core.errors import ReenactError
 from ..reenact_core.video_frames import (RESIZE_MODES, FrameSelection, describe_window, fit_frames,
@@ -65,13 +65,14 @@ def read_through_comfy(video, selection: FrameSelection, window, name: str):
 def read_video_input(video, selection: FrameSelection):
     """The selected frames of a core VIDEO, as edited: (frames, its own frame rate, name).
 
-    A VIDEO whose class has its own get_stream_source (VideoFromFile, from Load Video: a path or a BytesIO) is
-    read through that stream by the same reader as a file, inside its trim window (Trim Video), so only the
-    frames up to the last selected one are decoded; its get_components() would decode the whole window. A
-    crop is not in that stream, so a cropped VIDEO is decoded by ComfyUI, cut short first. Any other VIDEO
-    (VideoFromComponents, from Create Video) would have to encode itself to give a stream, but holds its frames
-    in memory already: the selection is taken from its components, at their frame rate."""
-    if type(video).get_stream_source is Input.Video.get_stream_source:
+    A VIDEO over a file (VideoFromFile, from Load Video: a path or a BytesIO) is read through that stream by the
+    same reader as a file, inside its trim window (Trim Video), so only the frames up to the last selected one are
+    decoded; its get_components() would decode the whole window. A crop is not in that stream, so a cropped VIDEO
+    is decoded by ComfyUI, cut short first. Any other VIDEO (VideoFromComponents from Create Video; from ComfyUI
+    0.38 also VideoFromList, from Create Video with a codec and Concatenate Video) would have to encode itself to
+    give a stream, a lossy re-encode, but holds its frames in memory already: the selection is taken from its
+    components, at their frame rate."""
+    if not isinstance(video, InputImpl.VideoFromFile):
         components = video.get_components()
         fps = float(components.frame_rate)
         return select_from_images(components.images, selection, fps, name="the VIDEO"), fps, "VIDEO"

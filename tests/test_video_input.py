@@ -246,6 +246,19 @@ def test_create_video_uses_its_frames_and_rate(no_encoding):
         load(video, start_frame=4, stride=2)
 
 
+def test_a_video_that_encodes_itself_for_a_stream_is_read_from_its_frames(no_encoding):
+    """ComfyUI 0.38's VideoFromList (Create Video with a codec, Concatenate Video) gives a stream only by encoding
+    itself to MP4; its frames are read as they are instead, never the lossy re-encode."""
+    class EncodesItsStream(InputImpl.VideoFromComponents):
+        def get_stream_source(self):
+            raise AssertionError("the VIDEO was asked to encode itself")
+
+    images = torch.rand(6, 64, 64, 3, generator=torch.Generator().manual_seed(1))
+    video = EncodesItsStream(core_video(CreateVideo, images=images, fps=12.0).get_components())
+    frames, fps, _, name = load(video, start_frame=2, frame_count=3)
+    assert torch.equal(frames, images[2:5]) and fps == 12.0 and name == "VIDEO"
+
+
 def validate(prompt):
     valid, errors, _ = asyncio.run(execution.validate_inputs("video-input-test", prompt, "under_test", {}))
     return valid, errors
