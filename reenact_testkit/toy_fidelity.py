@@ -65,32 +65,37 @@ def init_tokens(frames, n, seed, dim=toy_world.CONTEXT_DIM, noise=INIT_NOISE):
     return noise * torch.randn(frames + 1, n, dim, generator=gen)
 
 
-def invert_shared(patcher, reference_latents, condition_latent, settings: InversionSettings):
-    """F'=1: one (1, 1, D) token tied over all F+1 slots, optimised with invert_motion's loss and draws.
-
-    Mirrors invert_motion's loop (AdamW, same settings and sigma/noise draws, same DenoisingObjective
-    and conditioning transform); only the parameter is a single row broadcast to every slot.
-    """
+def invert_tied(patcher, reference_latents, settings: InversionSettings, params, tokens_of):
+    """invert_motion's loop (its objective, sigma/noise draws, AdamW and settings) over other parameters:
+    `tokens_of(params)` gives the (F+1, N, D) tokens. For the baselines only (one shared token, the temporal slot
+    alone); the method itself runs invert_motion, which is not changed for them."""
     import comfy.model_management
-    frames = reference_latents.shape[0]
     plan = plan_run(settings.memory_mode, settings.checkpointing, settings.precision, patcher.model,
                     patcher.load_device)
     comfy.model_management.load_models_gpu([patcher])
-    objective = DenoisingObjective(patcher, reference_latents, condition_latent, settings)
+    objective = DenoisingObjective(patcher, reference_latents, reference_latents[:1], settings)
     generator = torch.Generator().manual_seed(settings.seed)
-    token = init_tokens(0, 1, settings.seed)[:1].requires_grad_(True)
-    optimizer = torch.optim.AdamW([token], lr=settings.learning_rate, weight_decay=settings.weight_decay)
+    params = [p.detach().clone().requires_grad_(True) for p in params]
+    optimizer = torch.optim.AdamW(params, lr=settings.learning_rate, weight_decay=settings.weight_decay)
     losses = []
     with torch.inference_mode(False), torch.enable_grad(), changed_for_run(objective.model, plan):
         for _ in range(settings.steps):
             sigma, noise = draw_sigma_and_noise(generator, objective.x0.shape, settings,
                                                 objective.model.model_sampling)
-            loss = objective.loss(objective.model_conds(token.expand(frames + 1, 1, -1)), sigma, noise)
+            loss = objective.loss(objective.model_conds(tokens_of(params)), sigma, noise)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             losses.append(loss.item())
-    return token.detach().expand(frames + 1, 1, -1).clone(), losses
+    with torch.no_grad():
+        return tokens_of(params).detach().clone(), losses
+
+
+def invert_shared(patcher, reference_latents, condition_latent, settings: InversionSettings):
+    """F'=1: one (1, 1, D) token tied over all F+1 slots, from the toy's neutral init."""
+    frames = reference_latents.shape[0]
+    return invert_tied(patcher, reference_latents, settings, [init_tokens(0, 1, settings.seed)[:1]],
+                       lambda p: p[0].expand(frames + 1, 1, -1))
 
 
 def method_tokens(patcher, case, method, n, settings, init_noise=INIT_NOISE):

@@ -1,0 +1,95 @@
+"""The paper's finding on the SVD-like toy: do per-frame tokens, optimised into a cross-attention that never saw a
+motion token, steer its motion onto a new first frame?
+
+A case is a held-out reference (a training kind, or one never trained on) and a target first frame with the same
+offsets but a new colour, width and start position; scores are toy_fidelity.score's (path matches, path error,
+colour kept). The pack's own core path: the init is Inflate CLIP Embedding's (reenact_core.clip_init over the toy's
+CLIP vision), inversion is invert_motion (what Optimize Motion Embedding calls), transfer is the Apply Motion
+Embedding transform on SVD_img2vid_Conditioning's conditioning of the target, sampled by ComfyUI's KSampler.
+Methods:
+- "plain": SVD conditioning of the target, no tokens; "oracle": the best of K plain samples, picked against the
+  expected path (a ceiling no user can reach: it needs the answer);
+- "per_frame": the method, N tokens per slot;
+- "shared": one token tied over every slot (frame and temporal);
+- "temporal": only the temporal slot learned; the frame slots keep plain SVD's image token.
+"""
+import torch
+
+from reenact_core.clip_init import encode_frames, inflate
+from reenact_core.inversion import invert_motion
+from reenact_toy import svdlike_toy, svdlike_world, toy_codec, toy_world
+
+from .toy_fidelity import Case, _recover_width, invert_tied, score
+
+INIT_NOISE = 0.1  # Inflate CLIP Embedding's default init_noise (the node's), relative to the embeddings' std
+
+
+def make_cases(count, seed, kinds):
+    """`count` cases cycling through `kinds`; each with the reference's fps and motion bucket."""
+    gen = torch.Generator().manual_seed(seed)
+    cases = []
+    for i in range(count):
+        reference, fps, bucket = svdlike_world.make_video(gen, kind=kinds[i % len(kinds)])
+        offsets = reference.path - reference.path[:1]
+        state = gen.get_state()
+        target = toy_world.make_video(gen, kind=reference.kind, offsets=offsets)
+        target.label = reference.label
+        case = Case(reference, target, _recover_width(state, offsets))
+        case.fps, case.bucket = fps, bucket
+        cases.append(case)
+    return cases
+
+
+def clip_init(clip_vision, reference_latents, tokens_per_frame, seed, noise=INIT_NOISE):
+    """(F+1, N, D) as Inflate CLIP Embedding makes it from the reference's frames."""
+    frames = toy_codec.latents_to_pixels(reference_latents)
+    with torch.no_grad():
+        embeds = encode_frames(clip_vision, frames)
+    return inflate(embeds, frames.shape[0], tokens_per_frame, noise, seed)
+
+
+def method_tokens(patcher, clip_vision, case, method, n, settings):
+    """Tokens for one case, learned from its reference (None for plain and oracle)."""
+    ref = case.reference.latents
+    frames = ref.shape[0]
+    settings = _with_case(settings, case)
+    if method in ("plain", "oracle"):
+        return None, []
+    init = clip_init(clip_vision, ref, n, settings.seed)
+    if method == "per_frame":
+        return invert_motion(patcher, ref, ref[:1], init, settings=settings)
+    if method == "shared":
+        return invert_tied(patcher, ref, settings, [init[:1, :1]], lambda p: p[0].expand(frames + 1, 1, -1))
+    if method == "temporal":
+        image_token = clip_init(clip_vision, ref[:1], 1, settings.seed, 0.0)[:1]  # plain SVD's frame token
+        return invert_tied(patcher, ref, settings, [init[-1:, :1]],
+                           lambda p: torch.cat([image_token.expand(frames, 1, -1), p[0]]))
+    raise ValueError(f"expected a method in plain, oracle, per_frame, shared or temporal, got {method!r}")
+
+
+def _with_case(settings, case):
+    from dataclasses import replace
+    return replace(settings, fps=case.fps, motion_bucket_id=case.bucket)
+
+
+def transfer(patcher, clip_vision, case, tokens, seed, temporal_only=False):
+    """Sample the target with `tokens` (None: plain) and score it. temporal_only: the frame slots get the target's
+    own image token, as plain SVD's, and only the temporal slot comes from `tokens`."""
+    if temporal_only:
+        image = toy_codec.latents_to_pixels(case.target.latents[:1])
+        pooled, _ = svdlike_toy.first_frame_conditioning(clip_vision, image, torch.zeros(1))
+        tokens = torch.cat([pooled.expand(tokens.shape[0] - 1, 1, -1), tokens[-1:]])
+    sampled = svdlike_toy.sample_video(patcher, clip_vision, case.target.latents[:1], tokens, seed, fps=case.fps,
+                                       motion_bucket_id=case.bucket)
+    return score(sampled, case)
+
+
+def run_case(patcher, clip_vision, case, method, n, settings, sample_seed, oracle_samples=8):
+    tokens, losses = method_tokens(patcher, clip_vision, case, method, n, settings)
+    if method == "oracle":
+        tries = [transfer(patcher, clip_vision, case, None, sample_seed + k) for k in range(oracle_samples)]
+        result = min(tries, key=lambda r: r["mean_err"])
+    else:
+        result = transfer(patcher, clip_vision, case, tokens, sample_seed, temporal_only=method == "temporal")
+    result["final_loss"] = sum(losses[-20:]) / max(1, len(losses[-20:])) if losses else None
+    return result
