@@ -7,8 +7,13 @@ the optimisation (tests/test_held_out.py), that one trajectory gives: the fixed 
 (constant learning rate), the step where the stop rule would end the run, and the first of MILESTONES whose motion
 matches. Prints a markdown table and, last, one JSON line.
 
-    python benchmarks/toy/time_to_motion.py                     # the README's table
+    python benchmarks/toy/time_to_motion.py                     # the README's table (the first toy)
+    python benchmarks/toy/time_to_motion.py --toy svdlike --max-steps 2000 --fixed 100 400 1000 2000
     python benchmarks/toy/time_to_motion.py --cases 1 --seeds 0 --max-steps 50 --every 25 --fixed 50   # smoke
+
+--toy svdlike runs the SVD-like toy (trained with no motion token): cases from reenact_testkit/svdlike_fidelity.py
+(training kinds and kinds never trained on), the init Inflate CLIP Embedding makes, transfer with SVD's conditioning.
+--learning-rates and --tokens (N) add those to the grid.
 """
 import argparse
 import json
@@ -27,8 +32,8 @@ import torch  # noqa: E402
 
 from reenact_core.held_out import StopRule  # noqa: E402
 from reenact_core.inversion import DEFAULTS, RunHooks, invert_motion  # noqa: E402
-from reenact_testkit import toy_fidelity  # noqa: E402
-from reenact_toy import toy_svd  # noqa: E402
+from reenact_testkit import svdlike_fidelity, toy_fidelity  # noqa: E402
+from reenact_toy import svdlike_toy, svdlike_world, toy_clip_vision, toy_svd  # noqa: E402
 
 DISTRIBUTIONS = {  # name: (log mean, log std) of sigma
     "ours": (0.7, 1.6),          # median 2.0, SVD's training recipe
@@ -37,16 +42,61 @@ DISTRIBUTIONS = {  # name: (log mean, log std) of sigma
 }
 
 
-def trajectory(patcher, case, settings):
+class FirstToy:
+    """The first toy: its cases, its neutral init, its sampling."""
+
+    def __init__(self, fixture=None):
+        self.patcher = toy_svd.load_toy_svd(*([fixture] if fixture else []))
+
+    def cases(self, count, seed):
+        return toy_fidelity.make_cases(count, seed)
+
+    def init(self, case, n, seed):
+        return toy_fidelity.init_tokens(case.reference.latents.shape[0], n, seed)
+
+    def settings(self, settings, case):
+        return settings
+
+    def score(self, case, tokens, seed):
+        return toy_fidelity.score(toy_svd.sample_video(self.patcher, case.target.latents[:1], tokens, seed), case)
+
+
+class SVDLikeToy:
+    """The SVD-like toy: held-out cases of trained and untrained kinds, Inflate CLIP Embedding's init, SVD's
+    conditioning with the reference's fps and motion bucket."""
+
+    def __init__(self, fixture=None):
+        self.patcher = svdlike_toy.load_svdlike_toy(fixture or svdlike_toy.FIXTURE)
+        self.clip = toy_clip_vision.load()
+
+    def cases(self, count, seed):
+        kinds = list(svdlike_world.TRAIN_KINDS[:4]) + list(svdlike_world.HELD_OUT_KINDS)
+        return svdlike_fidelity.make_cases(count, seed, kinds)
+
+    def init(self, case, n, seed):
+        return svdlike_fidelity.clip_init(self.clip, case.reference.latents, n, seed)
+
+    def settings(self, settings, case):
+        return replace(settings, fps=case.fps, motion_bucket_id=case.bucket)
+
+    def score(self, case, tokens, seed):
+        return svdlike_fidelity.transfer(self.patcher, self.clip, case, tokens, seed)
+
+
+TOYS = {"first": FirstToy, "svdlike": SVDLikeToy}
+
+
+def trajectory(toy, case, settings, n=1):
     """{step: tokens} at every held-out evaluation, and the held-out history, of one run without a stop."""
     ref = case.reference.latents
     snapshots, history = {}, []
-    init = toy_fidelity.init_tokens(ref.shape[0], 1, settings.seed)
+    settings = toy.settings(settings, case)
+    init = toy.init(case, n, settings.seed)
     snapshots[0] = init.clone()
     hooks = RunHooks(on_preview=lambda step, tokens: snapshots.__setitem__(step, tokens),
                      on_held_out=lambda step, total, loss: history.append((step, loss)))
-    invert_motion(patcher, ref, ref[:1], init, settings=replace(settings, preview_every=settings.held_out_every),
-                  hooks=hooks)
+    invert_motion(toy.patcher, ref, ref[:1], init,
+                  settings=replace(settings, preview_every=settings.held_out_every), hooks=hooks)
     return snapshots, history
 
 
@@ -58,19 +108,14 @@ def stop_step(history, every, rule: StopRule, max_steps):
     return max_steps
 
 
-def scored(patcher, case, tokens, seed):
-    sampled = toy_svd.sample_video(patcher, case.target.latents[:1], tokens, seed)
-    return toy_fidelity.score(sampled, case)
+MILESTONES = (25, 50, 100, 200, 400, 1000, 2000, 3000, 5000)  # where "first matching step" looks
 
 
-MILESTONES = (25, 50, 100, 200, 400, 1000)  # where "first matching step" looks (sampling is the costly part)
-
-
-def one_run(patcher, case, settings, fixed, rule, sample_seed):
-    snapshots, history = trajectory(patcher, case, settings)
+def one_run(toy, case, settings, fixed, rule, sample_seed, n=1):
+    snapshots, history = trajectory(toy, case, settings, n)
     stopped = stop_step(history, settings.held_out_every, rule, settings.steps)
     steps = sorted({s for s in (*MILESTONES, *fixed, stopped) if s in snapshots})
-    scores = {step: scored(patcher, case, snapshots[step], sample_seed) for step in steps}
+    scores = {step: toy.score(case, snapshots[step], sample_seed) for step in steps}
     first_match = next((s for s in steps if scores[s]["match"] and s in MILESTONES), None)
     row = {"first_match": first_match, "stop": stopped, "held_out": history,
            "stop_match": scores[stopped]["match"], "stop_err": scores[stopped]["mean_err"]}
@@ -95,31 +140,38 @@ def main(argv=None):
     parser.add_argument("--distributions", nargs="+", default=list(DISTRIBUTIONS))
     parser.add_argument("--patience", type=int, default=DEFAULTS.stop_patience)
     parser.add_argument("--min-improvement", type=float, default=DEFAULTS.stop_min_improvement)
+    parser.add_argument("--toy", choices=list(TOYS), default="first")
+    parser.add_argument("--fixture", help="another weights file for the toy (a training snapshot)")
+    parser.add_argument("--learning-rates", type=float, nargs="+",
+                        default=[toy_fidelity.DEFAULT_SETTINGS.learning_rate])
+    parser.add_argument("--tokens", type=int, nargs="+", default=[1], help="N, tokens per frame slot")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     import comfy.utils
     comfy.utils.PROGRESS_BAR_ENABLED = False
-    patcher = toy_svd.load_toy_svd()
-    cases = toy_fidelity.make_cases(args.cases, args.case_seed)
+    toy = TOYS[args.toy](args.fixture)
+    cases = toy.cases(args.cases, args.case_seed)
     rule = StopRule(args.patience, args.min_improvement)
     results, started = {}, time.perf_counter()
-    for name in args.distributions:
+    for name, lr, n in [(d, lr, n) for d in args.distributions for lr in args.learning_rates for n in args.tokens]:
         mean, std = DISTRIBUTIONS[name]
+        label = name + (f", lr {lr}" if len(args.learning_rates) > 1 else "") + (f", N={n}" if len(args.tokens) > 1
+                                                                                 else "")
         rows = []
         for seed in args.seeds:
             for i, case in enumerate(cases):
-                settings = replace(toy_fidelity.DEFAULT_SETTINGS, steps=args.max_steps, seed=seed,
+                settings = replace(toy_fidelity.DEFAULT_SETTINGS, steps=args.max_steps, seed=seed, learning_rate=lr,
                                    sigma_log_mean=mean, sigma_log_std=std, held_out_every=args.every)
-                rows.append(dict(one_run(patcher, case, settings, args.fixed, rule, args.case_seed + i),
+                rows.append(dict(one_run(toy, case, settings, args.fixed, rule, args.case_seed + i, n),
                                  case=case.reference.label, seed=seed))
-        results[name] = rows
-        print(f"{name}: {len(rows)} runs, {time.perf_counter() - started:.0f} s so far", file=sys.stderr)
+        results[label] = rows
+        print(f"{label}: {len(rows)} runs, {time.perf_counter() - started:.0f} s so far", file=sys.stderr, flush=True)
     print(f"| sigma (log mean, std) | first matching step | stop: step / matches / path err | "
           + " | ".join(f"{n} steps: matches / path err" for n in args.fixed) + " |")
     print("|---" * (3 + len(args.fixed)) + "|")
     for name, rows in results.items():
         firsts = [r["first_match"] for r in rows if r["first_match"] is not None]
-        cells = [f"{name} {DISTRIBUTIONS[name]}",
+        cells = [f"{name} {DISTRIBUTIONS[name.split(',')[0]]}",
                  f"{spread(firsts) if firsts else 'none'} ({len(firsts)}/{len(rows)} ever match)",
                  f"{spread(r['stop'] for r in rows)} / {sum(r['stop_match'] for r in rows)}/{len(rows)} / "
                  f"{spread(r['stop_err'] for r in rows)}"]

@@ -159,6 +159,9 @@ try {
   try {
     await page.waitForFunction(() => document.querySelector("[data-testid='app-mode-widget-item'] .reenact-live-panel"),
       null, { timeout: 30000 });
+    // The first visit to App mode opens the frontend's "Welcome to Apps" tour; a user skips it.
+    const skip = page.getByRole("button", { name: "Skip", exact: true });
+    if (await skip.count()) await skip.first().click();
     await page.waitForTimeout(1500);
     result.panels.app = await page.evaluate(panelReport, VUE_NODES_SETTING);
   } catch (err) {

@@ -62,6 +62,8 @@ export function livePanel(node) {
     getMaxHeight: () => panelHeight(panel),
   });
   panel.widget.serialize = false;
+  // Where the frontend names the widget (App mode's input list, the properties panel), a name people can read.
+  panel.widget.label = "Motion preview and loss curve";
   new ResizeObserver(() => panel.redraw?.()).observe(curve);
   node.reenactPanel = panel;
   return panel;
