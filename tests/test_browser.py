@@ -140,6 +140,7 @@ def browser_report(frontend, tmp_path_factory):
     report["baseline"] = baseline_errors(tmp_path_factory, frontend_args, artifacts)
     report["artifacts"] = artifacts
     report["frontendVersion"] = version
+    report["url"] = server.url
     report["normalised"] = {kind: normalised(report[kind], server.url)
                             for kind in ("consoleErrors", "pageErrors", "failedRequests")}
     report["object_info"] = client.object_info()
@@ -149,10 +150,15 @@ def browser_report(frontend, tmp_path_factory):
 
 def test_frontend_loads_the_extension_without_errors(browser_report):
     assert {"ReenactAnything.LossCurve", "ReenactAnything.MotionPreview"} <= set(browser_report["extensions"])
+    url = browser_report["url"]
     for kind, messages in browser_report["normalised"].items():
         added = messages - browser_report["baseline"][kind]
         assert not added, f"{kind} that a ComfyUI without this pack does not show: {sorted(added)}"
-    everything = json.dumps([browser_report[k] for k in ("consoleErrors", "pageErrors", "failedRequests")])
+    # Nothing of the pack's in what is left: the baseline's own lines (ComfyUI's Load Video on the same reference
+    # file, whose name starts with reenact_) are the frontend's, not the pack's.
+    own = [m for kind in ("consoleErrors", "pageErrors", "failedRequests") for m in browser_report[kind]
+           if normalised([m], url) - browser_report["baseline"][kind]]
+    everything = json.dumps(own)
     assert "reenact" not in everything.lower() and "loss_curve" not in everything
 
 
@@ -190,7 +196,8 @@ def test_live_panel_shows_on_the_node_in_each_mode(browser_report, mode):
     assert panel["shown"] and panel["curveShown"] and panel["imageShown"], panel
     assert panel["panelsOnPage"] == 1, "one optimiser, one panel"
     if mode == "app":
-        assert browser_report["appModeActive"] == "app" and browser_report["appModeAfterLeaving"] == "graph"
+        assert browser_report["graphShownInAppMode"] is False, "App mode did not replace the graph"
+        assert browser_report["graphShownAfterLeaving"] is True, "the frontend's command did not leave App mode"
     else:
         assert panel["vueNodes"] is (mode == "nodes2"), "the page was not in the mode under test"
     if mode == "nodes2":

@@ -168,11 +168,15 @@ try {
     result.appModeError = String(err);
   }
   await page.screenshot({ path: path.join(artifacts, "loss_curve_app_mode.png") });
-  result.appModeActive = await page.evaluate(() => window.app.extensionManager.workflow?.activeWorkflow?.activeMode);
+  // App mode hides the graph's canvas (the frontend's v-show on #graph-canvas-container) and shows the app instead.
+  const graphShown = () => {
+    const container = document.querySelector("#graph-canvas-container");
+    return Boolean(container) && container.getClientRects().length > 0 && getComputedStyle(container).display !== "none";
+  };
+  result.graphShownInAppMode = await page.evaluate(graphShown);
   await page.evaluate((id) => window.app.extensionManager.command.execute(id), APP_MODE_COMMAND);
   await page.waitForTimeout(1500);
-  result.appModeAfterLeaving = await page.evaluate(() =>
-    window.app.extensionManager.workflow?.activeWorkflow?.activeMode);
+  result.graphShownAfterLeaving = await page.evaluate(graphShown);
   for (const [mode, vueNodes, shot] of [["classic", false, "loss_curve.png"], ["nodes2", true, "loss_curve_nodes2.png"]]) {
     await page.evaluate(([id, on]) => window.app.extensionManager.setting.set(id, on), [VUE_NODES_SETTING, vueNodes]);
     if (vueNodes) {
