@@ -70,13 +70,13 @@ class ComfyClient:
     def interrupt(self) -> None:
         self.post_json("/interrupt")
 
-    def upload(self, path: str, subfolder: str = "", overwrite: bool = False) -> str:
+    def upload(self, path: str, subfolder: str = "", overwrite: bool = False, name: str | None = None) -> str:
         """Put a local file into the server's input folder (POST /upload/image takes any file) and return its
-        name as input widgets expect it."""
-        return asyncio.run(self._upload(path, subfolder, overwrite))
+        name as input widgets expect it; `name` is the file's name there (default: its own)."""
+        return asyncio.run(self._upload(path, subfolder, overwrite, name))
 
-    async def _upload(self, path, subfolder, overwrite):
-        name = os.path.basename(path)
+    async def _upload(self, path, subfolder, overwrite, name=None):
+        name = name or os.path.basename(path)
         form = aiohttp.FormData()
         with open(path, "rb") as f:
             form.add_field("image", f.read(), filename=name,

@@ -14,10 +14,10 @@ settings may change on resume: switching to bf16 or a lower learning rate is the
 """
 import json
 import os
-import re
 
 import torch
 
+from .checkpoint_names import CHECKPOINTS_SUBFOLDER, STEP_FILE, list_checkpoints  # noqa: F401 (re-exported)
 from .embedding_file import RUN_CHECKPOINT_FORMAT, TENSOR_KEY, safe_prefix
 from .errors import ReenactError
 from .inversion import DEFAULTS, InversionSettings, RunState, require_steps_beyond
@@ -25,8 +25,6 @@ from .safe_files import create_empty, read_safetensors, reserve_numbered, short_
 
 FORMAT_NAME = RUN_CHECKPOINT_FORMAT
 FORMAT_VERSION = 1
-CHECKPOINTS_SUBFOLDER = "checkpoints"
-STEP_FILE = re.compile(r"step_(\d{6,})\.safetensors$")
 # Settings that define the optimisation problem: a resumed run must use the checkpoint's values.
 PROBLEM_SETTINGS = InversionSettings.same_on_resume()
 
@@ -41,17 +39,6 @@ def new_run_folder(embeddings_folder: str, run_name: str) -> str:
     name = safe_prefix(run_name)
     return reserve_numbered(os.path.join(embeddings_folder, CHECKPOINTS_SUBFOLDER, os.path.dirname(name)),
                             os.path.basename(name), "", os.mkdir)
-
-
-def list_checkpoints(embeddings_folder: str) -> list[str]:
-    """Run checkpoint files under checkpoints/, relative to the embeddings folder, '/'-separated, sorted."""
-    root = os.path.join(embeddings_folder, CHECKPOINTS_SUBFOLDER)
-    found = []
-    for folder, _, files in os.walk(root):
-        for f in files:
-            if STEP_FILE.match(f):
-                found.append(os.path.relpath(os.path.join(folder, f), embeddings_folder).replace(os.sep, "/"))
-    return sorted(found)
 
 
 def _header_strings(header: dict) -> dict:

@@ -1,0 +1,172 @@
+"""python -m reenact_cli.library learn | apply | status: a motion library over several ComfyUI servers.
+
+  learn   --library DIR --references FILES/FOLDERS/GLOBS ...
+  apply   --library DIR --images FILES/FOLDERS/GLOBS ... [--motions JOB_ID ...] [--pairing all|zip]
+  status  --library DIR
+
+Servers: --servers URL ... (running ComfyUIs with the pack; --models-dir the models folder they use, readable
+here), or --start N (N servers started here: one per --cuda-devices entry, else on the CPU). Back-ends: local (a
+thread per server; no extra dependency) or ray (--backend ray [--ray-address ADDRESS]; `pip install ray`).
+The manifest (DIR/manifest.jsonl) is the source of truth: a rerun skips what is done and goes on with the rest.
+Exit: 0 when every job is done, 1 when some failed or are still pending, 2 for bad input, 130 on Ctrl-C.
+"""
+import argparse
+import json
+import os
+import sys
+
+from ..session import scratch_folder
+from . import jobs as job_kit
+from .execute import run_job
+from .manifest import DONE, Manifest
+from .report import Progress, contact_sheet, summary_table
+from .scheduler import Scheduler
+from .servers import Server, check, start_servers, stop_servers
+
+EXIT_BAD_INPUT, EXIT_INCOMPLETE, EXIT_CANCELLED = 2, 1, 130
+
+
+def parse(argv=None):
+    p = argparse.ArgumentParser(prog="python -m reenact_cli.library", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("command", choices=("learn", "apply", "status"))
+    p.add_argument("--library", required=True, help="the library's folder: manifest, embeddings, videos, sheet")
+    p.add_argument("--references", nargs="+", default=[], help="learn: videos, folders of videos, or globs")
+    p.add_argument("--images", nargs="+", default=[], help="apply: images, folders of images, or globs")
+    p.add_argument("--motions", nargs="+", help="apply: learn job ids (default: every learned motion)")
+    p.add_argument("--pairing", choices=("all", "zip"), default="all")
+    p.add_argument("--servers", nargs="+", default=[], help="URLs of running ComfyUI servers")
+    p.add_argument("--models-dir", help="the models folder the --servers use, readable here (shared storage)")
+    p.add_argument("--start", type=int, default=0, help="start this many servers here")
+    p.add_argument("--cuda-devices", help="comma-separated GPU indices for the started servers (default: CPU)")
+    p.add_argument("--backend", choices=("local", "ray"), default="local")
+    p.add_argument("--ray-address", help="an existing Ray cluster (default: ray.init() on this machine)")
+    p.add_argument("--attempts", type=int, default=3, help="tries per job, over different servers where it can")
+    p.add_argument("--stall-timeout", type=float, default=600.0,
+                   help="seconds without a word from a server before its job is given to another")
+    p.add_argument("--toy", action="store_true", help="the demo's toy model instead of SVD (tests, a first try)")
+    p.add_argument("--checkpoint", default="svd_xt.safetensors")
+    p.add_argument("--frames", type=int)
+    p.add_argument("--width", type=int)
+    p.add_argument("--height", type=int)
+    p.add_argument("--steps", type=int, help="default: the bundled workflow's (the node's default)")
+    p.add_argument("--sampler-steps", type=int, default=25)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--save-every", type=int, default=50, help="run checkpoints, for resuming on another server")
+    return p.parse_args(argv)
+
+
+def settings_of(args) -> dict:
+    """What decides a job's result (and so its id)."""
+    if args.toy:
+        from reenact_toy import toy_demo
+        spec = toy_demo.load_spec()
+        frames, side = args.frames or spec["frames"], args.width or spec["size_px"]
+        return {"toy": True, "frames": frames, "width": side, "height": side, "fps": spec["fps"],
+                "steps": args.steps or 60, "seed": args.seed, "save_every": args.save_every,
+                "sampler_steps": 12}
+    from reenact_core.inversion import DEFAULTS  # the bundled workflow's steps are the node's default
+    return {"checkpoint": args.checkpoint, "frames": args.frames or 14, "width": args.width or 1024,
+            "height": args.height or 576, "steps": args.steps or DEFAULTS.steps, "seed": args.seed,
+            "save_every": args.save_every, "sampler_steps": args.sampler_steps}
+
+
+def make_jobs(args, manifest, settings):
+    if args.command == "learn":
+        references = job_kit.expand_paths(args.references, job_kit.VIDEO_SUFFIXES)
+        if not references:
+            raise SystemExit(f"expected reference videos in --references, got none from {args.references}")
+        return job_kit.learn_jobs(references, settings)
+    learned = {i: s for i, s in manifest.read().items() if s.kind == "learn" and s.status == DONE}
+    chosen = args.motions or list(learned)
+    unknown = [m for m in chosen if m not in learned]
+    if unknown or not chosen:
+        raise SystemExit(f"expected learned motions of this library, got {unknown or 'none learned yet'}")
+    images = job_kit.expand_paths(args.images, job_kit.IMAGE_SUFFIXES)
+    if not images:
+        raise SystemExit(f"expected images in --images, got none from {args.images}")
+    try:
+        return job_kit.apply_jobs({m: learned[m].output for m in chosen}, images, settings, args.pairing)
+    except ValueError as e:
+        raise SystemExit(str(e))
+
+
+def attempt_runner(args, library):
+    if args.backend == "ray":
+        from .backend_ray import RayBackend
+        return RayBackend(args, library)
+    return lambda server, job, cancelled: run_job(job, server.url, server.models_dir, library, args.stall_timeout,
+                                                  cancelled)
+
+
+def main(argv=None) -> int:
+    args = parse(argv)
+    manifest = Manifest(args.library)
+    if args.command == "status":
+        states = manifest.read()
+        print(summary_table(states, list(states)))
+        return 0
+    settings = settings_of(args)
+    try:
+        jobs = make_jobs(args, manifest, settings)
+    except SystemExit as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    with scratch_folder("reenact_library_") as workdir:
+        servers = []
+        try:
+            if args.start:
+                devices = args.cuda_devices.split(",") if args.cuda_devices else None
+                if devices and len(devices) != args.start:
+                    print(f"error: expected {args.start} --cuda-devices, got {devices}", file=sys.stderr)
+                    return EXIT_BAD_INPUT
+                if args.backend == "local":
+                    servers = start_servers(args.start, workdir, devices, args.toy)
+            servers += [Server(url.rstrip("/"), args.models_dir) for url in args.servers]
+            if args.backend == "ray":
+                runner = attempt_runner(args, manifest.library)
+                servers = runner.start(servers, args.start, workdir)
+            else:
+                runner = attempt_runner(args, manifest.library)
+            problems = [p for p in (check(s, args.toy) for s in servers) if p]
+            if problems or not servers:
+                print("error: " + ("\n".join(problems) if problems else "expected --servers or --start"),
+                      file=sys.stderr)
+                return EXIT_BAD_INPUT
+            if args.toy:
+                from ..demo import install_init
+                for server in servers:
+                    install_init(os.path.dirname(server.models_dir))
+            return run_library(args, manifest, servers, runner, jobs)
+        finally:
+            if args.backend == "ray" and servers:
+                runner.stop()
+            stop_servers(servers)
+
+
+def run_library(args, manifest, servers, runner, jobs) -> int:
+    manifest.open_run()
+    scheduler = Scheduler(manifest, servers, runner, args.attempts)
+    progress = Progress(scheduler)
+    scheduler.on_change = progress.show
+    try:
+        states = scheduler.run(jobs)
+    except KeyboardInterrupt:
+        print("\ncancelled: running jobs were stopped on their servers and given back; rerun to go on",
+              file=sys.stderr)
+        return EXIT_CANCELLED
+    finally:
+        manifest.close_run()
+    progress.show(force=True)
+    ids = [j.id for j in jobs]
+    print(summary_table(states, ids))
+    sheet = contact_sheet(states, [i for i, s in states.items() if s.kind in ("learn", "apply")],
+                          os.path.join(manifest.library, "contact_sheet.png"))
+    if sheet:
+        print(f"contact sheet: {sheet}")
+    print(json.dumps({"done": sum(states[i].status == DONE for i in ids), "jobs": len(ids)}))
+    return 0 if all(states[i].status == DONE for i in ids) else EXIT_INCOMPLETE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

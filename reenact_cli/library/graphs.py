@@ -1,0 +1,72 @@
+"""The API prompt a job queues: the bundled workflows with the job's inputs and settings, or, with --toy, the demo's
+toy graph (reenact_toy's loader and conditioning nodes in SVD's place; tests and the demo only).
+
+Every job on a server uses the same loader inputs, so ComfyUI keeps the model loaded between jobs.
+"""
+import json
+import os
+
+from ..locate import PACK_ROOT
+from ..workflow_api import patched, ui_to_api
+
+LIBRARY_FOLDER = "reenact_library"   # the subfolder used on the servers: input/, models/motion_embeddings/
+TOY_INIT = "reenact_demo/toy_init.safetensors"
+
+
+def embedding_prefix(job_id: str) -> str:
+    return f"{LIBRARY_FOLDER}/{job_id}"
+
+
+def learn_prompt(job, uploaded_reference: str, object_info: dict, resume: str = "none") -> dict:
+    s = job.settings
+    if s.get("toy"):
+        return _toy_learn(job, uploaded_reference, object_info, resume)
+    with open(os.path.join(PACK_ROOT, "example_workflows", "reenact_invert_motion.json")) as f:
+        prompt = ui_to_api(json.load(f), object_info)
+    return patched(prompt, {
+        "ImageOnlyCheckpointLoader": {"ckpt_name": s["checkpoint"]},
+        "LoadMotionReference": {"video": uploaded_reference, "frame_count": s["frames"], "width": s["width"],
+                                "height": s["height"]},
+        "OptimizeMotionEmbedding": {"steps": s["steps"], "seed": s["seed"], "run_name": job.id,
+                                    "save_every": s["save_every"], "resume": resume},
+        "SaveMotionEmbedding": {"filename_prefix": embedding_prefix(job.id)}})
+
+
+def apply_prompt(job, uploaded_image: str, embedding_name: str, object_info: dict) -> dict:
+    s = job.settings
+    if s.get("toy"):
+        return _toy_apply(job, uploaded_image, embedding_name, object_info)
+    with open(os.path.join(PACK_ROOT, "example_workflows", "reenact_transfer_motion.json")) as f:
+        prompt = ui_to_api(json.load(f), object_info)
+    return patched(prompt, {
+        "ImageOnlyCheckpointLoader": {"ckpt_name": s["checkpoint"]},
+        "LoadImage": {"image": uploaded_image},
+        "LoadMotionEmbedding": {"embedding_name": embedding_name},
+        "SVD_img2vid_Conditioning": {"width": s["width"], "height": s["height"], "video_frames": s["frames"]},
+        "KSampler": {"steps": s["sampler_steps"], "seed": s["seed"]},
+        "SaveVideo": {"filename_prefix": f"{LIBRARY_FOLDER}/{job.id}"}})
+
+
+def _toy_graph(reference, target, job, object_info):
+    from ..demo import demo_prompt
+    s = job.settings
+    spec = {"frames": s["frames"], "fps": s["fps"], "size_px": s["width"]}
+    return demo_prompt(reference, target, spec, s["steps"], s["seed"], object_info)
+
+
+def _toy_learn(job, reference, object_info, resume):
+    graph = _toy_graph(reference, "unused.png", job, object_info)
+    prompt = {k: graph[k] for k in ("1", "2", "3", "4", "5")}
+    prompt["4"]["inputs"].update(run_name=job.id, save_every=job.settings["save_every"], resume=resume)
+    prompt["5"]["inputs"]["filename_prefix"] = embedding_prefix(job.id)
+    return prompt
+
+
+def _toy_apply(job, image, embedding_name, object_info):
+    graph = _toy_graph("unused.mp4", image, job, object_info)
+    prompt = {k: graph[k] for k in ("1", "6", "7", "8", "9", "10", "11", "12")}
+    prompt["13"] = {"class_type": "LoadMotionEmbedding", "inputs": {"embedding_name": embedding_name},
+                    "_meta": {"title": "Load Motion Embedding"}}
+    prompt["8"]["inputs"]["motion_embedding"] = ["13", 0]
+    prompt["12"]["inputs"]["filename_prefix"] = f"{LIBRARY_FOLDER}/{job.id}"
+    return prompt

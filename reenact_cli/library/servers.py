@@ -1,0 +1,80 @@
+"""The servers the library runs on: URLs of running ComfyUIs, or servers started here, one per GPU
+(`--cuda-device`) or on the CPU. Each is checked before any job: it answers and it has the pack (and, with --toy,
+the demo's toy nodes), and this machine can read its models folder (embeddings and checkpoints come from there).
+
+Started servers share one models folder (each one's base directory links models/ to it), so a job retried on
+another server resumes from the checkpoint the first one wrote.
+"""
+import os
+from dataclasses import dataclass, field
+
+from ..api_client import ComfyClient
+from ..comfy_server import ComfyServer, free_port
+from ..locate import PACK_ROOT, find_comfyui_or_exit
+
+PACK_NODES = ("LoadMotionReference", "OptimizeMotionEmbedding", "SaveMotionEmbedding", "LoadMotionEmbedding",
+              "ApplyMotionEmbedding")
+TOY_NODES = ("ReenactToySVDLoader", "ReenactToyImg2VidConditioning")
+
+
+@dataclass
+class Server:
+    url: str
+    models_dir: str | None = None           # where this machine reads the server's models/
+    process: ComfyServer | None = field(default=None, repr=False)   # when started here
+    name: str = ""
+
+    def __post_init__(self):
+        self.name = self.name or self.url
+
+
+def check(server: Server, toy: bool) -> str | None:
+    """Why the library cannot use `server`, or None."""
+    try:
+        info = ComfyClient(server.url).object_info()
+    except OSError as e:
+        return f"{server.url} does not answer ({e})"
+    missing = [n for n in PACK_NODES + (TOY_NODES if toy else ()) if n not in info]
+    if missing:
+        what = "the demo's toy nodes" if set(missing) <= set(TOY_NODES) else "the Reenact Anything pack"
+        return f"{server.url} lacks {what} ({', '.join(missing)})"
+    if not server.models_dir or not os.path.isdir(server.models_dir):
+        return (f"{server.url}: its models folder is not readable here (given {server.models_dir!r}); pass "
+                "--models-dir with the folder it uses (shared storage), or let the command start the servers")
+    return None
+
+
+def start_servers(count: int, workdir: str, devices: list[str] | None, toy: bool, models_dir: str | None = None):
+    """`count` servers (one per device in `devices`, else on the CPU), each with its own base directory under
+    `workdir` and one shared models folder; the pack (and with toy, the demo's nodes) linked as custom nodes."""
+    comfyui = find_comfyui_or_exit()
+    shared = models_dir or os.path.join(workdir, "models")
+    os.makedirs(os.path.join(shared, "checkpoints"), exist_ok=True)
+    servers = []
+    try:
+        for i in range(count):
+            base = os.path.join(workdir, f"server{i}")
+            os.makedirs(os.path.join(base, "custom_nodes"), exist_ok=True)
+            if not os.path.lexists(os.path.join(base, "models")):
+                os.symlink(shared, os.path.join(base, "models"))
+            os.symlink(PACK_ROOT, os.path.join(base, "custom_nodes", "reenact-anything"))
+            if toy:
+                import reenact_toy
+                os.symlink(os.path.dirname(os.path.abspath(reenact_toy.__file__)),
+                           os.path.join(base, "custom_nodes", "reenact-anything-toy-demo"))
+            device = devices[i] if devices else None
+            extra = ("--cuda-device", device) if device is not None else ()
+            process = ComfyServer(comfyui, base, port=free_port(), cpu=device is None, extra_args=extra)
+            servers.append(Server(process.url, shared, process, name=f"server{i}" + (f" (GPU {device})"
+                                                                                    if device else " (CPU)")))
+            process.start()
+    except BaseException:
+        stop_servers(servers)
+        raise
+    return servers
+
+
+def stop_servers(servers):
+    for server in servers:
+        if server.process is not None:
+            server.process.stop()

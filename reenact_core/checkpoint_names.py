@@ -1,0 +1,18 @@
+"""Where run checkpoints are and what they are called, with no torch and no ComfyUI: the library command reads them
+from outside ComfyUI to resume a job on another server."""
+import os
+import re
+
+CHECKPOINTS_SUBFOLDER = "checkpoints"
+STEP_FILE = re.compile(r"step_(\d{6,})\.safetensors$")
+
+
+def list_checkpoints(embeddings_folder: str) -> list[str]:
+    """Run checkpoint files under checkpoints/, relative to the embeddings folder, '/'-separated, sorted."""
+    root = os.path.join(embeddings_folder, CHECKPOINTS_SUBFOLDER)
+    found = []
+    for folder, _, files in os.walk(root):
+        for f in files:
+            if STEP_FILE.match(f):
+                found.append(os.path.relpath(os.path.join(folder, f), embeddings_folder).replace(os.sep, "/"))
+    return sorted(found)
