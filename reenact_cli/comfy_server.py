@@ -1,6 +1,7 @@
 """Start a ComfyUI server on loopback, or find one that is already running."""
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -28,12 +29,22 @@ def responds(url: str, timeout: float = 2.0) -> bool:
         return False
 
 
+def _parent_death_signal():
+    """In the child, before exec: ask Linux for SIGTERM when the parent ends (a killed Ray actor's server)."""
+    import ctypes
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:  # not Linux: the server outlives a killed parent, as before
+        pass
+
+
 class ComfyServer:
     """A `main.py` child process on 127.0.0.1 with its own folders; stopped by `stop()` or on `with` exit."""
 
     def __init__(self, comfyui_path: str, base_directory: str | None, port: int | None = None, cpu: bool = True,
-                 extra_args: tuple = (), log_path: str | None = None):
+                 extra_args: tuple = (), log_path: str | None = None, die_with_parent: bool = False):
         self.comfyui_path = comfyui_path
+        self.die_with_parent = die_with_parent  # Linux: the server gets SIGTERM when the thread that started it ends
         self.base_directory = base_directory
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -59,7 +70,8 @@ class ComfyServer:
             for folder in ("custom_nodes", "user"):
                 os.makedirs(os.path.join(self.base_directory, folder), exist_ok=True)
         self.log = open(self.log_path, "ab")
-        self.process = subprocess.Popen(self.args, cwd=self.comfyui_path, stdout=self.log, stderr=subprocess.STDOUT)
+        self.process = subprocess.Popen(self.args, cwd=self.comfyui_path, stdout=self.log, stderr=subprocess.STDOUT,
+                                        preexec_fn=_parent_death_signal if self.die_with_parent else None)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

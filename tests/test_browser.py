@@ -57,9 +57,10 @@ def run_driver(url, config_path, artifacts):
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-# The driver's own switch between the classic canvas and Nodes 2.0: the frontend's settings write is aborted by the
-# page reload that follows it. It is the test's doing, and a bare ComfyUI never switches.
-DRIVER_REQUESTS = ("/api/settings/Comfy.VueNodes.Enabled",)
+# The driver's own doing, which a bare ComfyUI never does: its switch between the classic canvas and Nodes 2.0 (the
+# frontend's settings write is aborted by the page reload that follows it), and its Skip of App mode's first-visit
+# tour (that tour's "seen" setting, written as the driver leaves App mode).
+DRIVER_REQUESTS = ("/api/settings/Comfy.VueNodes.Enabled", "/api/settings/Comfy.OnboardingCoachmarks.Seen")
 
 
 def normalised(messages, url):

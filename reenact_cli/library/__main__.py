@@ -113,7 +113,7 @@ def main(argv=None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
     with scratch_folder("reenact_library_") as workdir:
-        servers = []
+        servers, runner = [], None
         try:
             if args.start:
                 devices = args.cuda_devices.split(",") if args.cuda_devices else None
@@ -139,7 +139,7 @@ def main(argv=None) -> int:
                     install_init(os.path.dirname(server.models_dir))
             return run_library(args, manifest, servers, runner, jobs)
         finally:
-            if args.backend == "ray" and servers:
+            if args.backend == "ray" and runner is not None:
                 runner.stop()
             stop_servers(servers)
 

@@ -130,7 +130,9 @@ def run_job(job, url: str, models_dir: str | None, library: str, stall_timeout: 
             outcome.seconds = seconds
             return outcome
         fetch_started = time.monotonic()
-        output = fetch_output(client, job, prompt_id, models_dir, library)
+        history = client.history(prompt_id)
+        output = fetch_output(client, job, history, models_dir, library)
+        seconds["server_execution"] = execution_seconds(history)
         seconds["fetch"] = round(time.monotonic() - fetch_started, 3)
         seconds["total"] = round(time.monotonic() - started, 3)
         resumed = [n["inputs"].get("resume") for n in prompt.values() if n["class_type"] == "OptimizeMotionEmbedding"]
@@ -152,8 +154,15 @@ def place_embedding(library: str, models_dir: str | None, motion: str) -> str:
     return f"{LIBRARY_FOLDER}/{motion}.safetensors"
 
 
-def fetch_output(client: ComfyClient, job, prompt_id: str, models_dir: str | None, library: str) -> str:
-    history = client.history(prompt_id)
+def execution_seconds(history: dict) -> float | None:
+    """The server's own time for the prompt, from its history's execution_start and execution_success stamps."""
+    stamps = {event: data.get("timestamp") for event, data in history.get("status", {}).get("messages", [])}
+    if stamps.get("execution_start") and stamps.get("execution_success"):
+        return round((stamps["execution_success"] - stamps["execution_start"]) / 1000, 3)
+    return None
+
+
+def fetch_output(client: ComfyClient, job, history: dict, models_dir: str | None, library: str) -> str:
     outputs = history.get("outputs", {}).values()
     if job.kind == "learn":
         saved = [t[len("saved "):] for out in outputs for t in out.get("text", []) if t.startswith("saved ")]

@@ -68,7 +68,7 @@ def _frames(path: str, count: int):
     from reenact_core.video_frames import decode_all_frames
     frames = decode_all_frames(path)
     picks = [frames[round(i * (len(frames) - 1) / max(1, count - 1))] for i in range(min(count, len(frames)))]
-    return [Image.fromarray((f.numpy() * 255).clip(0, 255).astype("uint8")).resize((THUMB, THUMB)) for f in picks]
+    return [Image.fromarray(f).resize((THUMB, THUMB), Image.NEAREST) for f in picks]
 
 
 def contact_sheet(states: dict, ids, path: str) -> str | None:
@@ -77,10 +77,11 @@ def contact_sheet(states: dict, ids, path: str) -> str | None:
     rows = []
     for job_id in ids:
         st = states[job_id]
-        if st.kind == "learn" and st.status == DONE:
-            rows.append((f"{job_id} {os.path.basename(st.inputs['reference'])}", st.inputs["reference"]))
-        elif st.kind == "apply" and st.status == DONE:
-            rows.append((f"  -> {job_id} on {os.path.basename(st.inputs['image'])}", st.output))
+        if st.kind != "learn" or st.status != DONE:
+            continue
+        rows.append((f"{job_id} {os.path.basename(st.inputs['reference'])}", st.inputs["reference"]))
+        rows += [(f"  -> on {os.path.basename(a.inputs['image'])}", a.output) for a in states.values()
+                 if a.kind == "apply" and a.status == DONE and a.inputs.get("motion") == job_id]
     if not rows:
         return None
     label_w = 260

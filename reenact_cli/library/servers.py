@@ -44,7 +44,8 @@ def check(server: Server, toy: bool) -> str | None:
     return None
 
 
-def start_servers(count: int, workdir: str, devices: list[str] | None, toy: bool, models_dir: str | None = None):
+def start_servers(count: int, workdir: str, devices: list[str] | None, toy: bool, models_dir: str | None = None,
+                  die_with_parent: bool = False):
     """`count` servers (one per device in `devices`, else on the CPU), each with its own base directory under
     `workdir` and one shared models folder; the pack (and with toy, the demo's nodes) linked as custom nodes."""
     comfyui = find_comfyui_or_exit()
@@ -64,7 +65,8 @@ def start_servers(count: int, workdir: str, devices: list[str] | None, toy: bool
                            os.path.join(base, "custom_nodes", "reenact-anything-toy-demo"))
             device = devices[i] if devices else None
             extra = ("--cuda-device", device) if device is not None else ()
-            process = ComfyServer(comfyui, base, port=free_port(), cpu=device is None, extra_args=extra)
+            process = ComfyServer(comfyui, base, port=free_port(), cpu=device is None, extra_args=extra,
+                                  die_with_parent=die_with_parent)
             servers.append(Server(process.url, shared, process, name=f"server{i}" + (f" (GPU {device})"
                                                                                     if device else " (CPU)")))
             process.start()

@@ -1,0 +1,205 @@
+"""The motion library (python -m reenact_cli.library) on real CPU ComfyUI servers running the toy model through the
+demo's toy nodes: exactly once, the same tokens as one server, a killed server, a hung one, an execution error,
+Ctrl-C and a rerun, bad input named before any server time."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+from safetensors.torch import load_file
+
+from reenact_cli.library import __main__ as library
+from reenact_cli.library.manifest import Manifest
+from reenact_cli.library.servers import start_servers, stop_servers
+from reenact_cli.locate import PACK_ROOT
+from reenact_testkit.library_media import write_toy_references, write_truncated_video
+
+pytestmark = pytest.mark.full
+
+STEPS = "12"
+
+
+@pytest.fixture(scope="module")
+def servers(tmp_path_factory):
+    """Two toy servers sharing one models folder, as --start makes them."""
+    started = start_servers(2, str(tmp_path_factory.mktemp("library_servers")), None, toy=True)
+    yield started
+    stop_servers(started)
+
+
+@pytest.fixture(scope="module")
+def references(tmp_path_factory):
+    return write_toy_references(str(tmp_path_factory.mktemp("references")), 6, seed=900)
+
+
+def learn(lib, servers, refs, *extra):
+    argv = ["learn", "--library", str(lib), "--references", *refs, "--toy", "--steps", STEPS, "--save-every", "3",
+            "--servers", *[s.url for s in servers], "--models-dir", servers[0].models_dir, *extra]
+    return library.main(argv)
+
+
+def events(lib):
+    with open(os.path.join(lib, "manifest.jsonl")) as f:
+        return [json.loads(line) for line in f]
+
+
+def tokens(path):
+    return load_file(path)
+
+
+def test_each_embedding_is_made_once_and_equals_one_servers(tmp_path, servers, references):
+    assert learn(tmp_path / "two", servers, references) == 0
+    lines = events(tmp_path / "two")
+    done = [e for e in lines if e["event"] == "done"]
+    assert sorted(e["job"] for e in done) == sorted({e["job"] for e in lines}) and len(done) == 6
+    assert len({e["server"] for e in done}) == 2, "both servers took jobs"
+    assert all(e["attempt"] == 1 for e in lines if e["event"] == "started")
+    # a rerun does nothing: every job is done
+    assert learn(tmp_path / "two", servers, references) == 0
+    assert len(events(tmp_path / "two")) == len(lines)
+    # one server, the same seeds: the same tokens, bit for bit (CPU, same threads and order of operations)
+    assert learn(tmp_path / "one", servers[:1], references) == 0
+    for e in done:
+        one = tokens(os.path.join(tmp_path, "one", "embeddings", f"{e['job']}.safetensors"))
+        two = tokens(e["output"])
+        assert one.keys() == two.keys() and all((one[k] == two[k]).all() for k in one), e["job"]
+
+
+def first_started(lib, timeout=120):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if os.path.exists(os.path.join(lib, "manifest.jsonl")):
+            started = [e for e in events(lib) if e["event"] == "started"]
+            if started:
+                return started[0]
+        time.sleep(0.1)
+    raise AssertionError("no job started")
+
+
+def test_a_killed_server_job_finishes_on_another_and_resumes(tmp_path, references):
+    """SIGKILL the server running the first job once it has written a checkpoint; that job is retried on the other
+    server, from the checkpoint (shared models folder); nothing is lost or made twice."""
+    servers = start_servers(2, str(tmp_path / "servers"), None, toy=True)
+    lib = tmp_path / "lib"
+    try:
+        def kill_first():
+            job = first_started(lib)
+            victim = next(s for s in servers if s.url == job["server"])
+            checkpoints = os.path.join(victim.models_dir, "motion_embeddings", "checkpoints")
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline and not any(
+                    n.startswith(job["job"]) for n in (os.listdir(checkpoints) if os.path.isdir(checkpoints) else [])):
+                time.sleep(0.1)
+            victim.process.process.send_signal(signal.SIGKILL)
+        killer = threading.Thread(target=kill_first)
+        killer.start()
+        status = learn(lib, servers, references[:3], "--steps", "40")
+        killer.join()
+    finally:
+        stop_servers(servers)
+    assert status == 0
+    lines = events(lib)
+    failed = [e for e in lines if e["event"] == "attempt_failed"]
+    assert len(failed) == 1 and "went away" in failed[0]["reason"]
+    retried = [e for e in lines if e["event"] == "done" and e["job"] == failed[0]["job"]]
+    assert len(retried) == 1 and retried[0]["attempt"] == 2 and retried[0]["server"] != failed[0]["server"]
+    assert "resumed_from" in retried[0]["seconds"], "the retry did not resume from the run checkpoint"
+    assert sorted(e["job"] for e in lines if e["event"] == "done") == sorted({e["job"] for e in lines})
+    assert len(os.listdir(lib / "embeddings")) == 3
+
+
+def test_a_hung_server_is_retried_then_failed_with_the_reason(tmp_path, references):
+    """Each server is stopped (SIGSTOP) as soon as it is given the job: the stall timeout hands it to the other,
+    which hangs too; with two attempts spent the job is failed, saying why."""
+    servers = start_servers(2, str(tmp_path / "servers"), None, toy=True)
+    lib = tmp_path / "lib"
+    stopped = []
+    try:
+        def stop_each():
+            deadline = time.monotonic() + 200
+            while time.monotonic() < deadline and len(stopped) < 2:
+                if os.path.exists(lib / "manifest.jsonl"):
+                    for e in events(lib):
+                        if e["event"] == "started" and e["server"] not in stopped:
+                            next(s for s in servers if s.url == e["server"]).process.process.send_signal(
+                                signal.SIGSTOP)
+                            stopped.append(e["server"])
+                time.sleep(0.05)
+        thread = threading.Thread(target=stop_each)
+        thread.start()
+        status = learn(lib, servers, references[:1], "--attempts", "2", "--stall-timeout", "4")
+        thread.join()
+    finally:
+        for s in servers:
+            s.process.process.send_signal(signal.SIGCONT)
+        stop_servers(servers)
+    assert status == 1
+    lines = events(lib)
+    assert [e["event"] for e in lines if e["event"] != "added"] == ["started", "attempt_failed", "started",
+                                                                    "attempt_failed", "failed"]
+    assert all("stalled" in e["reason"] for e in lines if e["event"] in ("attempt_failed", "failed"))
+    assert "after 2 attempts" in lines[-1]["reason"]
+
+
+def test_an_execution_error_is_retried_then_failed_with_the_reason(tmp_path, servers, references):
+    """A video whose header promises its frames but whose data is cut: only the server finds out."""
+    broken = write_truncated_video(str(tmp_path / "cut.mp4"), seed=901)
+    status = learn(tmp_path / "lib", servers, [broken], "--attempts", "2")
+    assert status == 1
+    lines = events(tmp_path / "lib")
+    failed = [e for e in lines if e["event"] == "attempt_failed"]
+    assert len(failed) == 2 and len({e["server"] for e in failed}) == 2, "retried on the other server"
+    assert all("execution error" in e["reason"] and "LoadMotionReference" in e["reason"] for e in failed)
+    assert lines[-1]["event"] == "failed" and "after 2 attempts" in lines[-1]["reason"]
+
+
+def test_bad_input_is_named_before_any_server_time(tmp_path, servers, references):
+    junk = tmp_path / "junk.mp4"
+    junk.write_bytes(b"not a video")
+    assert learn(tmp_path / "lib", servers, [str(junk), references[0]]) == 1
+    lines = events(tmp_path / "lib")
+    junk_events = [e for e in lines if e["job"] == lines[0]["job"]]
+    assert [e["event"] for e in junk_events] == ["added", "failed"], "an unreadable video reached a server"
+    assert "PyAV cannot open" in junk_events[-1]["reason"] and "junk.mp4" in junk_events[-1]["reason"]
+
+
+def test_an_unusable_server_is_named_at_the_start(tmp_path, servers, references, capsys):
+    from reenact_cli.comfy_server import free_port
+    dead = f"http://127.0.0.1:{free_port()}"
+    assert learn(tmp_path / "lib", [*servers[:1], type(servers[0])(dead, servers[0].models_dir)],
+                 references[:1]) == 2
+    assert f"{dead} does not answer" in capsys.readouterr().err
+    assert not os.path.exists(tmp_path / "lib" / "manifest.jsonl") or not [
+        e for e in events(tmp_path / "lib") if e["event"] == "started"]
+
+
+def test_ctrl_c_then_a_rerun_finishes_the_rest(tmp_path, servers, references):
+    """SIGINT to the command after its first job is done: exit 130, running jobs given back; a rerun skips what is
+    done and completes the rest, each job done once."""
+    lib = tmp_path / "lib"
+    argv = [sys.executable, "-m", "reenact_cli.library", "learn", "--library", str(lib), "--references",
+            *references[:4], "--toy", "--steps", STEPS, "--servers", servers[0].url, "--models-dir",
+            servers[0].models_dir]
+    command = subprocess.Popen(argv, cwd=PACK_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and not (
+            os.path.exists(lib / "manifest.jsonl") and any(e["event"] == "done" for e in events(lib))):
+        time.sleep(0.1)
+    command.send_signal(signal.SIGINT)
+    out, err = command.communicate(timeout=120)
+    assert command.returncode == 130, err[-2000:]
+    first = events(lib)
+    done_before = {e["job"] for e in first if e["event"] == "done"}
+    assert done_before and len(done_before) < 4
+    assert any(e["event"] == "released" for e in first), "the running job was not given back"
+    assert Manifest(str(lib)).read()  # consistent: every line parses
+    rerun = subprocess.run(argv, cwd=PACK_ROOT, capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    after = events(lib)[len(first):]
+    assert not {e["job"] for e in after if e["event"] == "started"} & done_before, "a finished job ran again"
+    done = [e["job"] for e in events(lib) if e["event"] == "done"]
+    assert len(done) == len(set(done)) == 4
