@@ -22,6 +22,8 @@ from reenact_toy import svdlike_toy, svdlike_world, toy_codec, toy_world
 from .toy_fidelity import Case, _recover_width, invert_tied, score
 
 INIT_NOISE = 0.1  # Inflate CLIP Embedding's default init_noise (the node's), relative to the embeddings' std
+# Cases alternate a trained kind and one never trained on, so a few cases cover both.
+CASE_KINDS = ("linear", "square", "circle", "spiral", "stop_and_go", "figure_eight", "bounce")
 
 
 def make_cases(count, seed, kinds):

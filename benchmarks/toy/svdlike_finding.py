@@ -61,7 +61,7 @@ def unprompted(patcher, clip, args):
 
 
 def methods(patcher, clip, args):
-    kinds = list(svdlike_world.TRAIN_KINDS[:4]) + list(svdlike_world.HELD_OUT_KINDS)
+    kinds = svdlike_fidelity.CASE_KINDS
     cases = svdlike_fidelity.make_cases(args.cases, args.case_seed, kinds)
     base = replace(toy_fidelity.DEFAULT_SETTINGS, steps=args.steps, learning_rate=args.lr,
                    sigma_log_mean=args.sigma[0], sigma_log_std=args.sigma[1])

@@ -70,7 +70,7 @@ class SVDLikeToy:
         self.clip = toy_clip_vision.load()
 
     def cases(self, count, seed):
-        kinds = list(svdlike_world.TRAIN_KINDS[:4]) + list(svdlike_world.HELD_OUT_KINDS)
+        kinds = svdlike_fidelity.CASE_KINDS
         return svdlike_fidelity.make_cases(count, seed, kinds)
 
     def init(self, case, n, seed):

@@ -12,7 +12,7 @@ import urllib.error
 
 import aiohttp
 
-from reenact_core.checkpoint_names import list_checkpoints
+from reenact_core.checkpoint_names import STEP_FILE, list_checkpoints
 
 from ..api_client import ApiError, ComfyClient
 from ..comfy_server import responds
@@ -88,12 +88,13 @@ def _failure(status: str, error: dict, url: str, stall_timeout: float) -> Outcom
                           f"{str(error.get('exception_message', '')).strip()}")
 
 
-def latest_checkpoint(models_dir: str | None, job_id: str) -> str:
-    """The newest run checkpoint of this job in a shared models folder, as Optimize's `resume` names it."""
+def latest_checkpoint(models_dir: str | None, job_id: str, steps: int) -> str:
+    """The newest run checkpoint of this job in a shared models folder that a run of `steps` can go on from, as
+    Optimize's `resume` names it; "none" when there is none (a finished run's last checkpoint is not one)."""
     if not models_dir:
         return "none"
     mine = [c for c in list_checkpoints(os.path.join(models_dir, "motion_embeddings"))
-            if c.split("/")[1].startswith(f"{job_id}_")]
+            if c.split("/")[1].startswith(f"{job_id}_") and int(STEP_FILE.search(c).group(1)) < steps]
     return max(mine, key=lambda c: (c.split("/")[1], c)) if mine else "none"
 
 
@@ -109,7 +110,7 @@ def run_job(job, url: str, models_dir: str | None, library: str, stall_timeout: 
             reference = job.inputs["reference"]
             uploaded = client.upload(reference, subfolder=LIBRARY_FOLDER,
                                      name=job.id + os.path.splitext(reference)[1].lower())
-            resume = latest_checkpoint(models_dir, job.id)
+            resume = latest_checkpoint(models_dir, job.id, job.settings["steps"])
             prompt = learn_prompt(job, uploaded, object_info, resume)
         else:
             uploaded = client.upload(job.inputs["image"], subfolder=LIBRARY_FOLDER,
