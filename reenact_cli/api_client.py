@@ -70,12 +70,13 @@ class ComfyClient:
     def interrupt(self) -> None:
         self.post_json("/interrupt")
 
-    def upload(self, path: str, subfolder: str = "", overwrite: bool = False, name: str | None = None) -> str:
+    def upload(self, path: str, subfolder: str = "", overwrite: bool = False, name: str | None = None,
+               timeout: float = 120) -> str:
         """Put a local file into the server's input folder (POST /upload/image takes any file) and return its
         name as input widgets expect it; `name` is the file's name there (default: its own)."""
-        return asyncio.run(self._upload(path, subfolder, overwrite, name))
+        return asyncio.run(self._upload(path, subfolder, overwrite, name, timeout))
 
-    async def _upload(self, path, subfolder, overwrite, name=None):
+    async def _upload(self, path, subfolder, overwrite, name=None, timeout=120):
         name = name or os.path.basename(path)
         form = aiohttp.FormData()
         with open(path, "rb") as f:
@@ -83,7 +84,7 @@ class ComfyClient:
                            content_type=mimetypes.guess_type(name)[0] or "application/octet-stream")
         form.add_field("subfolder", subfolder)
         form.add_field("overwrite", "true" if overwrite else "false")
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=120)) as session:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as session:
             async with session.post(f"{self.url}/upload/image", data=form) as r:
                 if r.status != 200:
                     raise ApiError(f"POST /upload/image failed ({r.status}): {await r.text()}")
@@ -97,8 +98,8 @@ class ComfyClient:
             f.write(r.read())
         return destination
 
-    def queue(self, prompt: dict) -> str:
-        answer = self.post_json("/prompt", {"prompt": prompt, "client_id": self.client_id})
+    def queue(self, prompt: dict, timeout: float = 60) -> str:
+        answer = self.post_json("/prompt", {"prompt": prompt, "client_id": self.client_id}, timeout=timeout)
         return answer["prompt_id"]
 
     def run(self, prompt: dict, on_event=None, timeout: float = 1800) -> PromptRun:

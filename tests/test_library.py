@@ -190,10 +190,14 @@ def test_ctrl_c_then_a_rerun_finishes_the_rest(tmp_path, servers, references):
             *references[:4], "--toy", "--steps", STEPS, "--servers", servers[0].url, "--models-dir",
             servers[0].models_dir]
     command = subprocess.Popen(argv, cwd=PACK_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    def second_running():
+        lines = events(lib) if os.path.exists(lib / "manifest.jsonl") else []
+        done = [i for i, e in enumerate(lines) if e["event"] == "done"]
+        return done and any(e["event"] == "started" for e in lines[done[0]:])
     deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and not (
-            os.path.exists(lib / "manifest.jsonl") and any(e["event"] == "done" for e in events(lib))):
-        time.sleep(0.1)
+    while time.monotonic() < deadline and not second_running():
+        time.sleep(0.05)
+    time.sleep(1)  # the second job is on the server
     command.send_signal(signal.SIGINT)
     out, err = command.communicate(timeout=120)
     assert command.returncode == 130, err[-2000:]

@@ -133,11 +133,16 @@ def test_resume_refuses_missing_and_truncated(saved_checkpoint, tmp_folders, sma
                                                      resume="checkpoints/wave_00001/step_000009.safetensors"))
 
 
-def test_resume_combo_lists_checkpoints(saved_checkpoint):
+def test_resume_combo_lists_checkpoints(saved_checkpoint, tmp_folders):
+    """Listed: the checkpoints a run wrote; not listed: the empty name a run killed mid-save reserved (SIGKILL skips
+    its cleanup), which no resume could read."""
     from reenact_testkit.comfy_pack import node_class
+    killed = tmp_folders / "embeddings" / "checkpoints" / "wave_00001" / "step_000002.safetensors"
+    killed.touch()
     spec = node_class("OptimizeMotionEmbedding").GET_NODE_INFO_V1()["input"]["optional"]["resume"]
     options = spec[1]["options"] if spec[0] == "COMBO" else spec[0]
     assert options[0] == "none" and saved_checkpoint in options
+    assert "checkpoints/wave_00001/step_000002.safetensors" not in options
 
 
 def test_non_finite_loss_keeps_the_last_good_embedding(tmp_folders, small_svd, small_vae, video):

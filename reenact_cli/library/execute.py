@@ -43,7 +43,7 @@ async def _follow(client: ComfyClient, prompt: dict, stall_timeout: float, cance
     try:
         async with aiohttp.ClientSession() as session:
             async with session.ws_connect(ws_url, max_msg_size=0, heartbeat=None) as ws:
-                prompt_id = await asyncio.to_thread(client.queue, prompt)
+                prompt_id = await asyncio.to_thread(client.queue, prompt, stall_timeout)
                 last = time.monotonic()
                 while True:
                     if cancelled():
@@ -74,10 +74,11 @@ async def _follow(client: ComfyClient, prompt: dict, stall_timeout: float, cance
         return "server_down", {}, ""
 
 
-def _failure(status: str, error: dict, url: str, stall_timeout: float) -> Outcome:
+def _failure(status: str, error: dict, url: str, stall_timeout: float, detail: str = "", seconds=None) -> Outcome:
     if status == "stalled":
         alive = responds(url, timeout=5)
-        return Outcome(False, f"stalled: no word from {url} for {stall_timeout:.0f} s", server_down=not alive)
+        return Outcome(False, f"stalled: no word from {url} for {stall_timeout:.0f} s{detail}", server_down=not alive,
+                       seconds=seconds or {})
     if status == "server_down":
         return Outcome(False, f"server {url} went away during the job", server_down=True)
     if status == "interrupted":
@@ -105,15 +106,15 @@ def run_job(job, url: str, models_dir: str | None, library: str, stall_timeout: 
     seconds = {}
     started = time.monotonic()
     try:
-        object_info = client.object_info()
+        object_info = client.get_json("/object_info", timeout=stall_timeout)
         if job.kind == "learn":
             reference = job.inputs["reference"]
-            uploaded = client.upload(reference, subfolder=LIBRARY_FOLDER,
+            uploaded = client.upload(reference, subfolder=LIBRARY_FOLDER, timeout=stall_timeout,
                                      name=job.id + os.path.splitext(reference)[1].lower())
             resume = latest_checkpoint(models_dir, job.id, job.settings["steps"])
             prompt = learn_prompt(job, uploaded, object_info, resume)
         else:
-            uploaded = client.upload(job.inputs["image"], subfolder=LIBRARY_FOLDER,
+            uploaded = client.upload(job.inputs["image"], subfolder=LIBRARY_FOLDER, timeout=stall_timeout,
                                      name=job.id + os.path.splitext(job.inputs["image"])[1].lower())
             embedding = place_embedding(library, models_dir, job.inputs["motion"])
             prompt = apply_prompt(job, uploaded, embedding, object_info)
@@ -140,7 +141,13 @@ def run_job(job, url: str, models_dir: str | None, library: str, stall_timeout: 
         if resumed and resumed[0] not in (None, "none"):
             seconds["resumed_from"] = resumed[0]
         return Outcome(True, output=output, seconds=seconds)
-    except (urllib.error.URLError, ConnectionError, OSError) as e:
+    except (TimeoutError, asyncio.TimeoutError) as e:
+        return _failure("stalled", {}, url, stall_timeout, f" ({type(e).__name__})", seconds)
+    except urllib.error.URLError as e:
+        if isinstance(e.reason, TimeoutError):
+            return _failure("stalled", {}, url, stall_timeout, "", seconds)
+        return Outcome(False, f"server {url} went away during the job ({e})", server_down=True, seconds=seconds)
+    except (ConnectionError, OSError) as e:
         return Outcome(False, f"server {url} went away during the job ({e})", server_down=True, seconds=seconds)
     except ApiError as e:
         return Outcome(False, f"the server refused the job: {e}", seconds=seconds)
