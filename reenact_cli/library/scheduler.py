@@ -92,17 +92,26 @@ class Scheduler:
         """Run `jobs` (those not done already) over the servers; returns the manifest's states."""
         self.jobs = {job.id: job for job in jobs}
         self.manifest.add(jobs)
-        threads = [threading.Thread(target=self.worker, args=(s,), daemon=True, name=s.name) for s in self.servers]
-        for thread in threads:
-            thread.start()
+        ended = {s.name: threading.Event() for s in self.servers}
+
+        def work(server):
+            try:
+                self.worker(server)
+            finally:
+                ended[server.name].set()
+        for server in self.servers:
+            threading.Thread(target=work, args=(server,), daemon=True, name=server.name).start()
+        # Events, not Thread.join: a KeyboardInterrupt inside join() can leave a live thread reported as ended
+        # (CPython before 3.13), and the run would exit before its workers give their jobs back.
         try:
-            while any(t.is_alive() for t in threads):
-                for thread in threads:
-                    thread.join(0.5)
+            for event in ended.values():
+                while not event.wait(0.5):
+                    pass
         except KeyboardInterrupt:
             self.cancel.set()
-            for thread in threads:
-                thread.join(60)
+            deadline = time.monotonic() + 60
+            for event in ended.values():
+                event.wait(max(0.0, deadline - time.monotonic()))
             raise
         return self.manifest.read()
 
