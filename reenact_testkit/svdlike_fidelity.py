@@ -95,3 +95,17 @@ def run_case(patcher, clip_vision, case, method, n, settings, sample_seed, oracl
         result = transfer(patcher, clip_vision, case, tokens, sample_seed, temporal_only=method == "temporal")
     result["final_loss"] = sum(losses[-20:]) / max(1, len(losses[-20:])) if losses else None
     return result
+
+
+def plain_motion(patcher, clip_vision, video, fps, bucket, seed) -> dict:
+    """What the toy does unprompted from `video`'s first frame: is frame 0 kept, how far and how evenly it moves."""
+    sampled = svdlike_toy.sample_video(patcher, clip_vision, video.latents[:1], None, seed, fps=fps,
+                                       motion_bucket_id=bucket)
+    tracked = toy_world.track(sampled, video.colour)
+    steps = (tracked[1:] - tracked[:-1]).norm(dim=1)
+    x0 = (video.latents[0] * toy_world.LATENT_SCALE).flatten()
+    first = float(torch.corrcoef(torch.stack([(sampled[0] * toy_world.LATENT_SCALE).flatten(), x0]))[0, 1])
+    return {"bucket": bucket, "first_frame_corr": first, "start_err": float((tracked[0] - video.path[0]).norm()),
+            "speed": float(steps.mean()), "net": float((tracked[-1] - tracked[0]).norm()),
+            "jerk": float((steps[1:] - steps[:-1]).abs().mean())}
+

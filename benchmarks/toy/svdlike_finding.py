@@ -24,7 +24,7 @@ setup_comfyui()
 import torch  # noqa: E402
 
 from reenact_testkit import svdlike_fidelity, toy_fidelity  # noqa: E402
-from reenact_toy import svdlike_toy, svdlike_world, toy_clip_vision, toy_world  # noqa: E402
+from reenact_toy import svdlike_toy, svdlike_world, toy_clip_vision  # noqa: E402
 
 METHODS = ("plain", "oracle", "per_frame", "shared", "temporal")
 
@@ -41,15 +41,7 @@ def unprompted(patcher, clip, args):
     for i in range(args.cases):
         video, fps, _ = svdlike_world.make_video(gen)
         for bucket in args.buckets:
-            sampled = svdlike_toy.sample_video(patcher, clip, video.latents[:1], None, args.case_seed + i, fps=fps,
-                                               motion_bucket_id=bucket)
-            tracked = toy_world.track(sampled, video.colour)
-            steps = (tracked[1:] - tracked[:-1]).norm(dim=1)
-            x0 = (video.latents[0] * toy_world.LATENT_SCALE).flatten()
-            first = float(torch.corrcoef(torch.stack([(sampled[0] * toy_world.LATENT_SCALE).flatten(), x0]))[0, 1])
-            rows.append({"bucket": bucket, "first_frame_corr": first, "start_err": float((tracked[0] - video.path[0]).norm()),
-                         "speed": float(steps.mean()), "net": float((tracked[-1] - tracked[0]).norm()),
-                         "jerk": float((steps[1:] - steps[:-1]).abs().mean())})
+            rows.append(svdlike_fidelity.plain_motion(patcher, clip, video, fps, bucket, args.case_seed + i))
     print("| motion_bucket_id | frame-0 correlation | frame-0 centre error (px) | speed (px/frame) | "
           "net displacement (px) | speed change per frame (px) |")
     print("|---|---|---|---|---|---|")
