@@ -14,7 +14,7 @@ import math
 import torch
 
 from . import toy_world
-from .toy_world import FRAMES, MARGIN, SIZE, ToyVideo, render, random_colour
+from .toy_world import FRAMES, MARGIN, SIZE
 
 TRAIN_KINDS = ("linear", "stop_and_go", "circle", "bounce", "zigzag", "accelerate", "arc", "wiggle")
 TRAIN_WEIGHTS = (0.2, 0.15, 0.12, 0.12, 0.1, 0.1, 0.11, 0.1)
@@ -107,15 +107,10 @@ def make_video(gen: torch.Generator, kind: str | None = None, frames: int = FRAM
         kind = TRAIN_KINDS[int(torch.multinomial(torch.tensor(TRAIN_WEIGHTS), 1, generator=gen))]
     offsets, label = offsets_for(kind, gen, frames)
     offsets = fit_in_frame(offsets, size)
-    colour = random_colour(gen)
-    width = 1.0 + 0.6 * float(torch.rand((), generator=gen))
-    low = MARGIN - offsets.min(0).values
-    high = size - 1 - MARGIN - offsets.max(0).values
-    start = low + (high - low).clamp(min=0) * torch.rand(2, generator=gen)
-    path = start[None] + offsets
-    latents = render(path, colour, width, size) / toy_world.LATENT_SCALE
+    video = toy_world.make_video(gen, kind=kind, offsets=offsets, frames=frames, size=size)  # appearance, start
+    video.label = label
     fps = FPS_CHOICES[int(torch.randint(len(FPS_CHOICES), (), generator=gen))]
-    return ToyVideo(latents, path, colour, kind, label), fps, motion_bucket(offsets)
+    return video, fps, motion_bucket(offsets)
 
 
 def make_videos(count: int, seed: int, kind: str | None = None):

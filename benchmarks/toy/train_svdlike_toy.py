@@ -34,6 +34,9 @@ import comfy.utils  # noqa: E402
 
 from reenact_toy import svdlike_toy, svdlike_world, toy_clip_vision, toy_codec, toy_svd  # noqa: E402
 
+sys.path.insert(0, HERE)
+from train_toy_svd import ema_update  # noqa: E402  (the first toy's trainer, beside this file)
+
 DEFAULT_STATE = os.path.join(os.path.expanduser("~"), ".cache", "reenact_anything", "train_svdlike", "state.pt")
 SETTINGS = ("steps", "batch", "lr", "warmup", "ema", "seed", "clip_dropout", "image_dropout", "high_sigma_share",
             "p_mean", "p_std")
@@ -120,12 +123,6 @@ def train_step(model, clip_vision, drawn, gen, opts):
     sd = float(ms.sigma_data)
     weight = ((sigmas ** 2 + sd ** 2) / (sigmas * sd) ** 2).view(-1, 1, 1, 1)
     return (weight * (denoised - x0) ** 2).mean()
-
-
-@torch.no_grad()
-def ema_update(ema, model, decay):
-    for e, p in zip(ema.parameters(), model.parameters()):
-        e.lerp_(p, 1.0 - decay)
 
 
 def save_state(path, step, model, ema, optimizer, schedule, gen, log, opts, seconds):
