@@ -54,7 +54,7 @@ def parse(argv=None):
     p.add_argument("--image-dropout", type=float, default=0.1)
     p.add_argument("--high-sigma-share", type=float, default=0.3,
                    help="share of sigma draws log-uniform on [2, 700], where the sampler's first steps decide "
-                        "the motion; the rest log-normal(p_mean, p_std) as SVD's training")
+                        "the motion; the rest log-normal(p_mean, p_std), the pack's inversion default")
     p.add_argument("--p-mean", type=float, default=0.7)
     p.add_argument("--p-std", type=float, default=1.6)
     p.add_argument("--save-every", type=int, default=100)
