@@ -35,7 +35,7 @@ import comfy.utils  # noqa: E402
 from reenact_toy import svdlike_toy, svdlike_world, toy_clip_vision, toy_codec, toy_svd  # noqa: E402
 
 sys.path.insert(0, HERE)
-from train_toy_svd import ema_update  # noqa: E402  (the first toy's trainer, beside this file)
+from train_toy_svd import edm_loss, ema_update  # noqa: E402  (the first toy's trainer, beside this file)
 
 DEFAULT_STATE = os.path.join(os.path.expanduser("~"), ".cache", "reenact_anything", "train_svdlike", "state.pt")
 SETTINGS = ("steps", "batch", "lr", "warmup", "ema", "seed", "clip_dropout", "image_dropout", "high_sigma_share",
@@ -112,17 +112,9 @@ def batch_conds(model, clip_vision, drawn, gen, opts):
 
 
 def train_step(model, clip_vision, drawn, gen, opts):
-    frames = drawn[0][0].latents.shape[0]
-    ms = model.model_sampling
-    x0 = model.process_latent_in(torch.cat([v.latents for v, _, _ in drawn], 0))
-    sigmas = torch.tensor(draw_sigmas(gen, len(drawn), opts), dtype=torch.float32).repeat_interleave(frames)
-    noise = torch.randn(x0.shape, generator=gen)
-    xt = ms.noise_scaling(sigmas.view(-1, 1, 1, 1), noise, x0)
-    kwargs = batch_conds(model, clip_vision, drawn, gen, opts)
-    denoised = model.apply_model(xt, sigmas, **kwargs).float()
-    sd = float(ms.sigma_data)
-    weight = ((sigmas ** 2 + sd ** 2) / (sigmas * sd) ** 2).view(-1, 1, 1, 1)
-    return (weight * (denoised - x0) ** 2).mean()
+    sigmas = draw_sigmas(gen, len(drawn), opts)
+    return edm_loss(model, [v.latents for v, _, _ in drawn], sigmas, gen,
+                    lambda: batch_conds(model, clip_vision, drawn, gen, opts))
 
 
 def save_state(path, step, model, ema, optimizer, schedule, gen, log, opts, seconds):

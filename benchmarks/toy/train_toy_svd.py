@@ -16,7 +16,6 @@ The conds are built by ComfyUI's own SVD_img2vid.extra_conds, and the loss uses 
 model_sampling (noise_scaling, apply_model's EDM preconditioning), as reenact_core.inversion does.
 """
 import argparse
-import copy
 import math
 import os
 import sys
@@ -85,19 +84,25 @@ def batch_conds(model, videos, gen, token_dropout, image_dropout):
     return out
 
 
-def train_step(model, videos, gen, opts):
-    frames = videos[0].latents.shape[0]
+def edm_loss(model, latents, video_sigmas, gen, conds):
+    """SVD's EDM loss on a batch of videos (one sigma each) through ComfyUI's model_sampling and apply_model.
+    `conds()` gives apply_model's kwargs; it is called after the noise is drawn (the generator's reading order)."""
+    frames = latents[0].shape[0]
     ms = model.model_sampling
-    x0 = model.process_latent_in(torch.cat([v.latents for v in videos], 0))
-    sig = [draw_sigma(gen, opts.high_sigma_share) for _ in videos]
-    sigmas = torch.tensor(sig, dtype=torch.float32).repeat_interleave(frames)
+    x0 = model.process_latent_in(torch.cat(latents, 0))
+    sigmas = torch.tensor(video_sigmas, dtype=torch.float32).repeat_interleave(frames)
     noise = torch.randn(x0.shape, generator=gen)
     xt = ms.noise_scaling(sigmas.view(-1, 1, 1, 1), noise, x0)
-    kwargs = batch_conds(model, videos, gen, opts.token_dropout, opts.image_dropout)
-    denoised = model.apply_model(xt, sigmas, **kwargs).float()
+    denoised = model.apply_model(xt, sigmas, **conds()).float()
     sd = float(ms.sigma_data)
     weight = ((sigmas ** 2 + sd ** 2) / (sigmas * sd) ** 2).view(-1, 1, 1, 1)
     return (weight * (denoised - x0) ** 2).mean()
+
+
+def train_step(model, videos, gen, opts):
+    sigmas = [draw_sigma(gen, opts.high_sigma_share) for _ in videos]
+    return edm_loss(model, [v.latents for v in videos], sigmas, gen,
+                    lambda: batch_conds(model, videos, gen, opts.token_dropout, opts.image_dropout))
 
 
 @torch.no_grad()
@@ -129,7 +134,9 @@ def main():
     torch.manual_seed(opts.seed)
     model = toy_svd.build_toy_model(seed=opts.seed, for_training=True)
     model.train()
-    ema = copy.deepcopy(model).eval()
+    model.diffusion_model.requires_grad_(True)  # ComfyUI makes its weights without gradients
+    ema = toy_svd.build_toy_model(seed=opts.seed).eval()  # a second build: ComfyUI's model does not deepcopy
+    ema.diffusion_model.load_state_dict(model.diffusion_model.state_dict())
     for p in ema.parameters():
         p.requires_grad_(False)
     ema_patcher = toy_svd.wrap(ema)
