@@ -17,13 +17,17 @@ def embedding_prefix(job_id: str) -> str:
     return f"{LIBRARY_FOLDER}/{job_id}"
 
 
+def bundled(name: str, object_info: dict) -> dict:
+    """A bundled workflow as the API prompt the server's own schemas give it."""
+    with open(os.path.join(PACK_ROOT, "example_workflows", name)) as f:
+        return ui_to_api(json.load(f), object_info)
+
+
 def learn_prompt(job, uploaded_reference: str, object_info: dict, resume: str = "none") -> dict:
     s = job.settings
     if s.get("toy"):
         return _toy_learn(job, uploaded_reference, object_info, resume)
-    with open(os.path.join(PACK_ROOT, "example_workflows", "reenact_invert_motion.json")) as f:
-        prompt = ui_to_api(json.load(f), object_info)
-    return patched(prompt, {
+    return patched(bundled("reenact_invert_motion.json", object_info), {
         "ImageOnlyCheckpointLoader": {"ckpt_name": s["checkpoint"]},
         "LoadMotionReference": {"video": uploaded_reference, "frame_count": s["frames"], "width": s["width"],
                                 "height": s["height"]},
@@ -36,9 +40,7 @@ def apply_prompt(job, uploaded_image: str, embedding_name: str, object_info: dic
     s = job.settings
     if s.get("toy"):
         return _toy_apply(job, uploaded_image, embedding_name, object_info)
-    with open(os.path.join(PACK_ROOT, "example_workflows", "reenact_transfer_motion.json")) as f:
-        prompt = ui_to_api(json.load(f), object_info)
-    return patched(prompt, {
+    return patched(bundled("reenact_transfer_motion.json", object_info), {
         "ImageOnlyCheckpointLoader": {"ckpt_name": s["checkpoint"]},
         "LoadImage": {"image": uploaded_image},
         "LoadMotionEmbedding": {"embedding_name": embedding_name},
