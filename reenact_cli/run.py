@@ -204,17 +204,17 @@ def run_on(args, server) -> int:
     return 0
 
 
-def demo_import_problem(error: ImportError) -> str:
-    """What --demo lacks, by name: a git-only part of the repository (GIT_ONLY_MODULES), or an installable module
+def demo_import_problem(error: ImportError, flag: str = "--demo") -> str:
+    """What --demo (or the library's --toy) lacks, by name: a git-only part of the repository (GIT_ONLY_MODULES), or an installable module
     such as av, or a library a module needs (an ImportError without a module name, e.g. a missing shared library)."""
     name = error.name or ""
     if isinstance(error, ModuleNotFoundError) and any(name == m or name.startswith(m + ".") for m in GIT_ONLY_MODULES):
-        return (f"--demo needs a git clone of the repository: this copy has no {name} "
+        return (f"{flag} needs a git clone of the repository: this copy has no {name} "
                 f"(the Registry package leaves the demo and its toy model out)")
     if isinstance(error, ModuleNotFoundError) and name:
-        return (f"--demo needs the Python module {name}, which is not installed here (install this pack's "
+        return (f"{flag} needs the Python module {name}, which is not installed here (install this pack's "
                 f"requirements.txt and ComfyUI's: pip install -r requirements.txt in each)")
-    return f"--demo could not import {name or 'one of its modules'}: {error}"
+    return f"{flag} could not import {name or 'one of its modules'}: {error}"
 
 
 def main(argv=None):

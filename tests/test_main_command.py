@@ -248,23 +248,32 @@ def test_ctrl_c_while_the_server_starts_leaves_no_folder_and_no_server(tmp_path)
     wait_until(lambda: not comfyui_processes(base), 30, "the started ComfyUI to be gone")
 
 
+@pytest.mark.parametrize("command,flag", [
+    ("from reenact_cli.run import main; main(['--demo'])", "--demo"),
+    ("from reenact_cli.library.__main__ import main; sys.exit(main(['learn', '--library', 'lib', '--toy', "
+     "'--references', 'none.mp4', '--start', '1']))", "--toy"),
+], ids=["main-demo", "library-toy"])
 @pytest.mark.parametrize("blocked,expected,not_expected", [
-    ("torch", "--demo needs the Python module torch, which is not installed here", "git clone"),
-    ("reenact_toy", "--demo needs a git clone of the repository: this copy has no reenact_toy", "Python module"),
-    ("reenact_cli.demo", "--demo needs a git clone of the repository: this copy has no reenact_cli.demo",
+    ("torch", "{flag} needs the Python module torch, which is not installed here", "git clone"),
+    ("reenact_toy", "{flag} needs a git clone of the repository: this copy has no reenact_toy", "Python module"),
+    ("reenact_cli.demo", "{flag} needs a git clone of the repository: this copy has no reenact_cli.demo",
      "Python module"),
-])
-def test_demo_names_the_missing_module_and_asks_for_a_git_clone_only_for_git_only_parts(tmp_path, blocked, expected,
+], ids=["torch", "reenact_toy", "reenact_cli.demo"])
+def test_demo_names_the_missing_module_and_asks_for_a_git_clone_only_for_git_only_parts(tmp_path, command, flag,
+                                                                                        blocked, expected,
                                                                                         not_expected):
     """A module set to None in sys.modules fails to import as a missing one does (ModuleNotFoundError). torch
     stands for any installable module the demo imports (cv2 was one). COMFYUI_PATH points at an empty folder, so
-    a demo that did get past its imports stops at once instead of starting a server."""
-    code = f"import sys; sys.modules[{blocked!r}] = None; from reenact_cli.run import main; main(['--demo'])"
-    done = subprocess.run([sys.executable, "-c", code], cwd=PACK_ROOT, capture_output=True, text=True, timeout=120,
-                          env=dict(os.environ, COMFYUI_PATH=str(tmp_path)))
+    a demo that did get past its imports stops at once instead of starting a server. The library's --toy checks
+    before it reads its references or starts a server, so a missing reference does not hide the real problem."""
+    expected = expected.format(flag=flag)
+    code = f"import sys; sys.modules[{blocked!r}] = None; {command}"
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                          env=dict(os.environ, COMFYUI_PATH=str(tmp_path), PYTHONPATH=PACK_ROOT))
     assert done.returncode == 2, done.stderr[-3000:]
     assert expected in done.stderr, f"expected {expected!r}, got {done.stderr!r}"
     assert not_expected not in done.stderr, f"expected no {not_expected!r}, got {done.stderr!r}"
+    assert not os.listdir(tmp_path) or os.listdir(tmp_path) == ["lib"], "nothing started before the check"
 
 
 def test_the_git_only_modules_are_the_python_modules_comfyignore_leaves_out():

@@ -31,9 +31,15 @@ INSTALLED_AS = "ComfyUI-Reenact-Anything"
 WORKFLOW_FOLDERS = ("example_workflows", "example", "examples", "workflow", "workflows")
 WORKFLOW_PREFIXES = tuple(f + "/" for f in WORKFLOW_FOLDERS)
 NEVER_PUBLISHED = ("tests/", "benchmarks/", "reenact_testkit/", "reenact_toy/", "scripts/", ".ci/", "docs/")
-# Imports from a published file of a module that is not published. Only --demo of the main command, which needs
-# a git clone (the toy model and its weights are not published); the nodes never reach it.
-CLONE_ONLY_IMPORTS = {("reenact_cli/run.py", "reenact_cli.demo")}
+# Imports from a published file of a module that is not published: only --demo of the main command and --toy of
+# the library, which need a git clone (the toy model and its weights are not published) and say so before any
+# work (tests/test_main_command.py); the nodes never reach them.
+CLONE_ONLY_IMPORTS = {("reenact_cli/run.py", "reenact_cli.demo"),
+                      ("reenact_cli/library/__main__.py", "reenact_cli.demo"),
+                      ("reenact_cli/library/__main__.py", "reenact_toy"),
+                      ("reenact_cli/library/__main__.py", "reenact_toy.toy_demo"),
+                      ("reenact_cli/library/graphs.py", "reenact_cli.demo"),
+                      ("reenact_cli/library/servers.py", "reenact_toy")}
 
 
 # --- gitignore ("gitwildmatch") patterns, as comfy-cli applies .comfyignore ---

@@ -15,6 +15,7 @@ import json
 import os
 import sys
 
+from ..run import demo_import_problem
 from ..session import scratch_folder
 from . import jobs as job_kit
 from .execute import run_job
@@ -106,6 +107,13 @@ def main(argv=None) -> int:
         states = manifest.read()
         print(summary_table(states, list(states)))
         return 0
+    if args.toy:  # before any work: a Registry install has no toy model (.comfyignore)
+        try:
+            import reenact_toy  # noqa: F401
+            from .. import demo  # noqa: F401
+        except ImportError as e:
+            print(f"error: {demo_import_problem(e, '--toy')}", file=sys.stderr)
+            return EXIT_BAD_INPUT
     settings = settings_of(args)
     try:
         jobs = make_jobs(args, manifest, settings)
