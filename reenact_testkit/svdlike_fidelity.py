@@ -12,6 +12,11 @@ Methods:
 - "per_frame": the method, N tokens per slot;
 - "shared": one token tied over every slot (frame and temporal);
 - "temporal": only the temporal slot learned; the frame slots keep plain SVD's image token.
+Inits (INITS) for the learned methods: "clip" (Inflate CLIP Embedding's, the pack's), "null" (the zero token that
+SVD's conditioning dropout trained, plus the same noise), "target" (the target's first-frame embedding in every
+slot, plus the same noise: a diagnostic, since a user inverts before choosing targets).
+`reconstruction_cases` makes each case's target its own reference: can the tokens steer the motion at all, with no
+appearance to change?
 """
 import torch
 
@@ -24,6 +29,7 @@ from .toy_fidelity import Case, _recover_width, invert_tied, score
 INIT_NOISE = 0.1  # Inflate CLIP Embedding's default init_noise (the node's), relative to the embeddings' std
 # Cases alternate a trained kind and one never trained on, so a few cases cover both.
 CASE_KINDS = ("linear", "square", "circle", "spiral", "stop_and_go", "figure_eight", "bounce")
+INITS = ("clip", "null", "target")
 
 
 def make_cases(count, seed, kinds):
@@ -42,22 +48,47 @@ def make_cases(count, seed, kinds):
     return cases
 
 
-def clip_init(clip_vision, reference_latents, tokens_per_frame, seed, noise=INIT_NOISE):
-    """(F+1, N, D) as Inflate CLIP Embedding makes it from the reference's frames."""
-    frames = toy_codec.latents_to_pixels(reference_latents)
+def reconstruction_cases(cases):
+    """Each case with its reference as the target. Colour scores use the target's blob width (the reference's is
+    not returned by the world), so only the path scores are read from these."""
+    return [_copy_case(c, Case(c.reference, c.reference, c.width)) for c in cases]
+
+
+def _copy_case(old, new):
+    new.fps, new.bucket = old.fps, old.bucket
+    return new
+
+
+def clip_init(clip_vision, reference_latents, tokens_per_frame, seed, noise=INIT_NOISE, frames=None):
+    """(F+1, N, D) as Inflate CLIP Embedding makes it from the reference's frames (resampled to `frames`)."""
+    pixels = toy_codec.latents_to_pixels(reference_latents)
     with torch.no_grad():
-        embeds = encode_frames(clip_vision, frames)
-    return inflate(embeds, frames.shape[0], tokens_per_frame, noise, seed)
+        embeds = encode_frames(clip_vision, pixels)
+    return inflate(embeds, frames or pixels.shape[0], tokens_per_frame, noise, seed)
 
 
-def method_tokens(patcher, clip_vision, case, method, n, settings):
+def initial_tokens(clip_vision, case, tokens_per_frame, seed, init="clip"):
+    """The tokens an inversion starts from (INITS); every init carries the same seeded noise."""
+    ref = case.reference.latents
+    clip = clip_init(clip_vision, ref, tokens_per_frame, seed)
+    if init == "clip":
+        return clip
+    if init == "null":  # the noise alone: clip init minus its noiseless embeddings
+        return clip - clip_init(clip_vision, ref, tokens_per_frame, seed, noise=0.0)
+    if init == "target":
+        noise = clip - clip_init(clip_vision, ref, tokens_per_frame, seed, noise=0.0)
+        return clip_init(clip_vision, case.target.latents[:1], tokens_per_frame, seed, 0.0, ref.shape[0]) + noise
+    raise ValueError(f"expected an init in {', '.join(INITS)}, got {init!r}")
+
+
+def method_tokens(patcher, clip_vision, case, method, n, settings, init="clip"):
     """Tokens for one case, learned from its reference (None for plain and oracle)."""
     ref = case.reference.latents
     frames = ref.shape[0]
     settings = _with_case(settings, case)
     if method in ("plain", "oracle"):
         return None, []
-    init = clip_init(clip_vision, ref, n, settings.seed)
+    init = initial_tokens(clip_vision, case, n, settings.seed, init)
     if method == "per_frame":
         return invert_motion(patcher, ref, ref[:1], init, settings=settings)
     if method == "shared":
@@ -86,8 +117,8 @@ def transfer(patcher, clip_vision, case, tokens, seed, temporal_only=False):
     return score(sampled, case)
 
 
-def run_case(patcher, clip_vision, case, method, n, settings, sample_seed, oracle_samples=8):
-    tokens, losses = method_tokens(patcher, clip_vision, case, method, n, settings)
+def run_case(patcher, clip_vision, case, method, n, settings, sample_seed, oracle_samples=8, init="clip"):
+    tokens, losses = method_tokens(patcher, clip_vision, case, method, n, settings, init)
     if method == "oracle":
         tries = [transfer(patcher, clip_vision, case, None, sample_seed + k) for k in range(oracle_samples)]
         result = min(tries, key=lambda r: r["mean_err"])

@@ -3,6 +3,7 @@
     python benchmarks/toy/svdlike_finding.py unprompted                 # plain sampling: first frame, speed by bucket
     python benchmarks/toy/svdlike_finding.py methods --steps 400        # the paper's finding, the table
     python benchmarks/toy/svdlike_finding.py methods --cases 1 --steps 5 --methods plain per_frame   # smoke
+    python benchmarks/toy/svdlike_finding.py methods --on reference --init null   # reconstruction, another init
 
 `methods` inverts held-out references (training kinds and kinds never trained on) and transfers them to new first
 frames (reenact_testkit/svdlike_fidelity.py), for each method, seed and case; prints a markdown table and, last, one
@@ -55,6 +56,8 @@ def unprompted(patcher, clip, args):
 def methods(patcher, clip, args):
     kinds = svdlike_fidelity.CASE_KINDS
     cases = svdlike_fidelity.make_cases(args.cases, args.case_seed, kinds)
+    if args.on == "reference":
+        cases = svdlike_fidelity.reconstruction_cases(cases)
     base = replace(toy_fidelity.DEFAULT_SETTINGS, steps=args.steps, learning_rate=args.lr,
                    sigma_log_mean=args.sigma[0], sigma_log_std=args.sigma[1])
     results = {}
@@ -67,12 +70,12 @@ def methods(patcher, clip, args):
             for seed in args.seeds:
                 for i, case in enumerate(cases):
                     row = svdlike_fidelity.run_case(patcher, clip, case, name, n, replace(base, seed=seed),
-                                                    args.case_seed + i)
+                                                    args.case_seed + i, init=args.init)
                     rows.append(dict(row, kind=case.reference.kind, held_out_kind=case.reference.kind in
                                      svdlike_world.HELD_OUT_KINDS, seed=seed))
             results[label] = rows
             print(f"{label}: {time.perf_counter() - started:.0f} s so far", file=sys.stderr, flush=True)
-    print(f"| method ({args.steps} steps, lr {args.lr}) | matches: all / trained kinds / held-out kinds | "
+    print(f"| method ({args.steps} steps, lr {args.lr}, init {args.init}, on the {args.on}) | matches: all / trained kinds / held-out kinds | "
           "mean path error (px) | colour cos with target |")
     print("|---|---|---|---|")
     for label, rows in results.items():
@@ -96,6 +99,10 @@ def main(argv=None):
     parser.add_argument("--tokens", type=int, nargs="+", default=[1, 5], help="N for per_frame")
     parser.add_argument("--steps", type=int, default=400)
     parser.add_argument("--lr", type=float, default=toy_fidelity.DEFAULT_SETTINGS.learning_rate)
+    parser.add_argument("--init", choices=svdlike_fidelity.INITS, default="clip",
+                        help="where the learned tokens start (reenact_testkit/svdlike_fidelity.py)")
+    parser.add_argument("--on", choices=("target", "reference"), default="target",
+                        help="sample on the target's first frame (transfer) or the reference's own (reconstruction)")
     parser.add_argument("--sigma", type=float, nargs=2, default=(0.7, 1.6), metavar=("LOG_MEAN", "LOG_STD"))
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
