@@ -1,6 +1,8 @@
 """The motion library (python -m reenact_cli.library) on real CPU ComfyUI servers running the toy model through the
 demo's toy nodes: exactly once, the same tokens as one server, a killed server, a hung one, an execution error,
-Ctrl-C and a rerun, bad input named before any server time."""
+Ctrl-C and a rerun, bad input named before any server time. The hung server, the execution error and Ctrl-C run on
+both back-ends (the Ray one with actors attached to these servers, ray.init on this machine by the command itself);
+tests/test_library_ray.py has the Ray cases of its own (actors that start servers, a killed actor)."""
 import json
 import os
 import signal
@@ -21,6 +23,7 @@ from reenact_testkit.library_media import write_toy_references, write_truncated_
 pytestmark = pytest.mark.full
 
 STEPS = "12"
+BACKENDS = ("local", "ray")
 
 
 @pytest.fixture(scope="module")
@@ -36,10 +39,14 @@ def references(tmp_path_factory):
     return write_toy_references(str(tmp_path_factory.mktemp("references")), 6, seed=900)
 
 
-def learn(lib, servers, refs, *extra):
-    argv = ["learn", "--library", str(lib), "--references", *refs, "--toy", "--steps", STEPS, "--save-every", "3",
-            "--servers", *[s.url for s in servers], "--models-dir", servers[0].models_dir, *extra]
-    return library.main(argv)
+def learn_argv(lib, servers, refs, *extra, backend="local"):
+    return ["learn", "--library", str(lib), "--references", *refs, "--toy", "--steps", STEPS, "--save-every", "3",
+            "--servers", *[s.url for s in servers], "--models-dir", servers[0].models_dir, "--backend", backend,
+            *extra]
+
+
+def learn(lib, servers, refs, *extra, backend="local"):
+    return library.main(learn_argv(lib, servers, refs, *extra, backend=backend))
 
 
 def events(lib):
@@ -117,7 +124,8 @@ def test_a_killed_server_job_finishes_on_another_and_resumes(tmp_path, reference
     assert len(os.listdir(lib / "embeddings")) == 3
 
 
-def test_a_hung_server_is_retried_then_failed_with_the_reason(tmp_path, references):
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_hung_server_is_retried_then_failed_with_the_reason(tmp_path, references, backend):
     """Each server is stopped (SIGSTOP) as soon as it is given the job: the stall timeout hands it to the other,
     which hangs too; with two attempts spent the job is failed, saying why."""
     servers = start_servers(2, str(tmp_path / "servers"), None, toy=True)
@@ -136,7 +144,7 @@ def test_a_hung_server_is_retried_then_failed_with_the_reason(tmp_path, referenc
                 time.sleep(0.05)
         thread = threading.Thread(target=stop_each)
         thread.start()
-        status = learn(lib, servers, references[:1], "--attempts", "2", "--stall-timeout", "4")
+        status = learn(lib, servers, references[:1], "--attempts", "2", "--stall-timeout", "4", backend=backend)
         thread.join()
     finally:
         for s in servers:
@@ -150,10 +158,11 @@ def test_a_hung_server_is_retried_then_failed_with_the_reason(tmp_path, referenc
     assert "after 2 attempts" in lines[-1]["reason"]
 
 
-def test_an_execution_error_is_retried_then_failed_with_the_reason(tmp_path, servers, references):
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_an_execution_error_is_retried_then_failed_with_the_reason(tmp_path, servers, references, backend):
     """A video whose header promises its frames but whose data is cut: only the server finds out."""
     broken = write_truncated_video(str(tmp_path / "cut.mp4"), seed=901)
-    status = learn(tmp_path / "lib", servers, [broken], "--attempts", "2")
+    status = learn(tmp_path / "lib", servers, [broken], "--attempts", "2", backend=backend)
     assert status == 1
     lines = events(tmp_path / "lib")
     failed = [e for e in lines if e["event"] == "attempt_failed"]
@@ -182,13 +191,13 @@ def test_an_unusable_server_is_named_at_the_start(tmp_path, servers, references,
         e for e in events(tmp_path / "lib") if e["event"] == "started"]
 
 
-def test_ctrl_c_then_a_rerun_finishes_the_rest(tmp_path, servers, references):
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_ctrl_c_then_a_rerun_finishes_the_rest(tmp_path, servers, references, backend):
     """SIGINT to the command after its first job is done: exit 130, running jobs given back; a rerun skips what is
     done and completes the rest, each job done once."""
     lib = tmp_path / "lib"
-    argv = [sys.executable, "-m", "reenact_cli.library", "learn", "--library", str(lib), "--references",
-            *references[:4], "--toy", "--steps", STEPS, "--servers", servers[0].url, "--models-dir",
-            servers[0].models_dir]
+    argv = [sys.executable, "-m", "reenact_cli.library", *learn_argv(lib, servers[:1], references[:4],
+                                                                      backend=backend)]
     command = subprocess.Popen(argv, cwd=PACK_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     def second_running():
         lines = events(lib) if os.path.exists(lib / "manifest.jsonl") else []

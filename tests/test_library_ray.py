@@ -1,5 +1,6 @@
 """The motion library's Ray back-end on this machine: ray.init(num_cpus=2), one actor per CPU server running the toy
-model through the demo's toy nodes, the same manifest as the local back-end."""
+model through the demo's toy nodes, the same manifest as the local back-end. The cases both back-ends share (a hung
+server, an execution error, Ctrl-C and a rerun) are parametrized over them in tests/test_library.py."""
 import json
 import os
 import threading
@@ -11,8 +12,7 @@ from safetensors.torch import load_file
 
 from reenact_cli.library import __main__ as library
 from reenact_cli.library.backend_ray import NAMESPACE
-from reenact_cli.library.servers import start_servers, stop_servers
-from reenact_testkit.library_media import write_toy_references, write_truncated_video
+from reenact_testkit.library_media import write_toy_references
 
 pytestmark = pytest.mark.full
 
@@ -83,17 +83,3 @@ def test_a_killed_actor_is_restarted_by_ray_and_its_job_retried(tmp_path, ray_on
     done = [e["job"] for e in lines if e["event"] == "done"]
     assert sorted(done) == sorted({e["job"] for e in lines}) and len(done) == len(set(done)) == 3
 
-
-def test_an_execution_error_on_attached_servers_is_retried_then_failed(tmp_path, ray_on_cpu):
-    servers = start_servers(2, str(tmp_path / "servers"), None, toy=True)
-    try:
-        broken = write_truncated_video(str(tmp_path / "cut.mp4"), seed=911)
-        status = learn(tmp_path / "lib", [broken], "--attempts", "2", "--servers", *[s.url for s in servers],
-                       "--models-dir", servers[0].models_dir)
-    finally:
-        stop_servers(servers)
-    assert status == 1
-    lines = events(tmp_path / "lib")
-    failed = [e for e in lines if e["event"] == "attempt_failed"]
-    assert len(failed) == 2 and len({e["server"] for e in failed}) == 2
-    assert all("execution error" in e["reason"] for e in failed) and lines[-1]["event"] == "failed"
