@@ -1,4 +1,5 @@
-"""Reference videos for the motion library's tests: toy blob clips, and one whose data is cut after its header."""
+"""Media for the motion library's tests: toy blob clips, toy target images, and a clip whose data is cut after its
+header."""
 import os
 
 import av
@@ -23,6 +24,18 @@ def write_toy_references(folder: str, count: int, seed: int) -> list[str]:
     for i in range(count):
         path = os.path.join(folder, f"toy_{i:02}.mp4")
         write_h264(path, toy_clip(seed + i), 6)
+        paths.append(path)
+    return paths
+
+
+def write_toy_images(folder: str, count: int, seed: int) -> list[str]:
+    """First frames of toy clips (new colours, sizes and places) as PNG targets for `apply`."""
+    from PIL import Image
+    os.makedirs(folder, exist_ok=True)
+    paths = []
+    for i in range(count):
+        path = os.path.join(folder, f"target_{i:02}.png")
+        Image.fromarray(toy_clip(seed + i)[0]).save(path)
         paths.append(path)
     return paths
 

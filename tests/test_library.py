@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 
+import numpy as np
 import pytest
 from safetensors.torch import load_file
 
@@ -18,7 +19,7 @@ from reenact_cli.library import __main__ as library
 from reenact_cli.library.manifest import Manifest
 from reenact_cli.library.servers import start_servers, stop_servers
 from reenact_cli.locate import PACK_ROOT
-from reenact_testkit.library_media import write_toy_references, write_truncated_video
+from reenact_testkit.library_media import write_toy_images, write_toy_references, write_truncated_video
 
 pytestmark = pytest.mark.full
 
@@ -79,6 +80,52 @@ def test_each_embedding_is_made_once_and_equals_one_servers(tmp_path, servers, r
         one = tokens(os.path.join(tmp_path, "one", "embeddings", f"{e['job']}.safetensors"))
         two = tokens(e["output"])
         assert one.keys() == two.keys() and all((one[k] == two[k]).all() for k in one), e["job"]
+
+
+def video_frames(path):
+    import av
+    with av.open(path) as container:
+        return [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+
+
+def test_apply_makes_every_pair_once_and_the_contact_sheet(tmp_path, servers, references, capsys):
+    """Two learned motions on two images: four videos, each once, starting from its own image; the sheet shows the
+    two references and the four results; a rerun does nothing; zip with a count that differs is named."""
+    from PIL import Image
+    from reenact_cli.library.report import THUMB
+    lib = tmp_path / "lib"
+    assert learn(lib, servers, references[:2]) == 0
+    images = write_toy_images(str(tmp_path / "images"), 2, seed=920)
+    argv = ["apply", "--library", str(lib), "--images", str(tmp_path / "images"), "--toy", "--steps", STEPS,
+            "--servers", *[s.url for s in servers], "--models-dir", servers[0].models_dir]
+    assert library.main(argv) == 0
+    states = Manifest(str(lib)).read()
+    applied = [s for s in states.values() if s.kind == "apply"]
+    assert len(applied) == 4 and all(s.status == "done" for s in applied)
+    assert {(s.inputs["motion"], s.inputs["image"]) for s in applied} == {
+        (m, i) for m in (s for s, st in states.items() if st.kind == "learn") for i in images}
+    videos = {s.output: video_frames(s.output) for s in applied}
+    assert len(videos) == 4 and all(os.path.dirname(p) == str(lib / "videos") for p in videos)
+    for s in applied:
+        frames = videos[s.output]
+        target = np.asarray(Image.open(s.inputs["image"]).convert("RGB"), dtype=np.float32)
+        assert len(frames) == len(video_frames(references[0])) and frames[0].shape == target.shape
+        first_error = np.abs(frames[0].astype(np.float32) - target).mean()
+        other = next(i for i in images if i != s.inputs["image"])
+        other_error = np.abs(frames[0].astype(np.float32) -
+                             np.asarray(Image.open(other).convert("RGB"), dtype=np.float32)).mean()
+        assert first_error < other_error, f"{s.output} does not start from {s.inputs['image']}: {first_error} vs {other_error}"
+    by_image = {}
+    for s in applied:
+        by_image.setdefault(s.inputs["image"], []).append(np.stack(videos[s.output]))
+    assert all(not np.array_equal(*pair) for pair in by_image.values()), "two motions gave the same video"
+    sheet = Image.open(lib / "contact_sheet.png")
+    assert sheet.height == 6 * THUMB, "two reference rows and four result rows"
+    before = len(events(lib))
+    assert library.main(argv) == 0
+    assert not [e for e in events(lib)[before:] if e["event"] == "started"], "a rerun ran a finished job"
+    zipped = library.main([*argv, "--pairing", "zip", "--images", images[0]])
+    assert zipped == 2 and "expected as many images as motions to zip, got 1 images for 2" in capsys.readouterr().err
 
 
 def first_started(lib, timeout=120):
