@@ -36,7 +36,8 @@ from reenact_testkit import svdlike_fidelity, toy_fidelity  # noqa: E402
 from reenact_toy import svdlike_toy, svdlike_world, toy_clip_vision, toy_svd  # noqa: E402
 
 DISTRIBUTIONS = {  # name: (log mean, log std) of sigma
-    "ours": (0.7, 1.6),          # median 2.0, SVD's training recipe
+    "ours": (0.7, 1.6),          # median 2.0: the pack's default (after the public re-implementation; not checked
+                                 # against SVD's own training values)
     "peer": (2.8, 1.6),          # the public re-implementation's median of about 16 (its spread assumed ours)
     "high": (2.0, 0.8),          # favours high noise: median 7.4, 95% within 1.5-35
 }
