@@ -114,7 +114,7 @@ def test_apply_makes_every_pair_once_and_the_contact_sheet(tmp_path, servers, re
         other = next(i for i in images if i != s.inputs["image"])
         other_error = np.abs(frames[0].astype(np.float32) -
                              np.asarray(Image.open(other).convert("RGB"), dtype=np.float32)).mean()
-        assert first_error < other_error, f"{s.output} does not start from {s.inputs['image']}: {first_error} vs {other_error}"
+        assert first_error < other_error, f"{s.output} does not start from its image: {first_error}, {other_error}"
     by_image = {}
     for s in applied:
         by_image.setdefault(s.inputs["image"], []).append(np.stack(videos[s.output]))
@@ -236,6 +236,29 @@ def test_an_unusable_server_is_named_at_the_start(tmp_path, servers, references,
     assert f"{dead} does not answer" in capsys.readouterr().err
     assert not os.path.exists(tmp_path / "lib" / "manifest.jsonl") or not [
         e for e in events(tmp_path / "lib") if e["event"] == "started"]
+
+
+def test_a_server_without_the_svd_checkpoint_is_named_at_the_start(tmp_path, servers, references, capsys):
+    """The toy servers have no SVD checkpoint: an SVD run is refused before any job, naming the file, where it goes
+    and what the server has."""
+    argv = ["learn", "--library", str(tmp_path / "lib"), "--references", references[0], "--servers",
+            servers[0].url, "--models-dir", servers[0].models_dir, "--checkpoint", "svd_xt.safetensors"]
+    assert library.main(argv) == 2
+    err = capsys.readouterr().err
+    assert "missing checkpoint: svd_xt.safetensors" in err, err
+    assert os.path.join(servers[0].models_dir, "checkpoints", "svd_xt.safetensors") in err, err
+    assert not os.path.exists(tmp_path / "lib" / "manifest.jsonl") or not [
+        e for e in events(tmp_path / "lib") if e["event"] == "started"]
+
+
+def test_started_svd_servers_use_the_given_models_folder_else_comfyuis_own(tmp_path, monkeypatch):
+    """Servers started for SVD need the user's checkpoints: --models-dir, else the ComfyUI checkout's models/; only
+    the toy gets a scratch folder (its weights come with the repository)."""
+    from reenact_cli.library.servers import default_models_dir
+    from reenact_cli.locate import find_comfyui
+    assert default_models_dir(str(tmp_path / "m"), False, "/scratch") == str(tmp_path / "m")
+    assert default_models_dir(None, False, "/scratch") == os.path.join(find_comfyui(), "models")
+    assert default_models_dir(None, True, "/scratch") == os.path.join("/scratch", "models")
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -129,14 +129,15 @@ def main(argv=None) -> int:
                     print(f"error: expected {args.start} --cuda-devices, got {devices}", file=sys.stderr)
                     return EXIT_BAD_INPUT
                 if args.backend == "local":
-                    servers = start_servers(args.start, workdir, devices, args.toy)
+                    servers = start_servers(args.start, workdir, devices, args.toy, args.models_dir)
             servers += [Server(url.rstrip("/"), args.models_dir) for url in args.servers]
             if args.backend == "ray":
                 runner = attempt_runner(args, manifest.library)
                 servers = runner.start(servers, args.start, workdir)
             else:
                 runner = attempt_runner(args, manifest.library)
-            problems = [p for p in (check(s, args.toy) for s in servers) if p]
+            checkpoint = None if args.toy else args.checkpoint
+            problems = [p for p in (check(s, args.toy, checkpoint) for s in servers) if p]
             if problems or not servers:
                 print("error: " + ("\n".join(problems) if problems else "expected --servers or --start"),
                       file=sys.stderr)

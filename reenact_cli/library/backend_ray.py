@@ -11,7 +11,7 @@ import time
 
 from .execute import CANCELLED, run_job
 from .jobs import Job, Outcome
-from .servers import Server, start_servers, stop_servers
+from .servers import Server, default_models_dir, start_servers, stop_servers
 
 ACTOR_RESTARTS = 2
 NAMESPACE = "reenact-library"   # actors are named "<server name>" in it, so an operator (or a test) can find them
@@ -67,7 +67,8 @@ class RayBackend:
                      **({} if address else {"num_cpus": os.cpu_count()}))
         remote = ray.remote(max_restarts=ACTOR_RESTARTS, max_task_retries=0)(ServerActor)
         devices = self.args.cuda_devices.split(",") if self.args.cuda_devices else None
-        models = servers[0].models_dir if servers else os.path.join(workdir, "models")
+        models = (servers[0].models_dir if servers
+                  else default_models_dir(self.args.models_dir, self.args.toy, workdir))
         entries = []
         for server in servers:
             actor = remote.options(num_cpus=0, name=server.name).remote(server.url, server.models_dir, workdir,

@@ -1,9 +1,11 @@
 """The servers the library runs on: URLs of running ComfyUIs, or servers started here, one per GPU
-(`--cuda-device`) or on the CPU. Each is checked before any job: it answers and it has the pack (and, with --toy,
-the demo's toy nodes), and this machine can read its models folder (embeddings and checkpoints come from there).
+(`--cuda-device`) or on the CPU. Each is checked before any job: it answers, it has the pack (and, with --toy,
+the demo's toy nodes), it sees the SVD checkpoint the jobs name, and this machine can read its models folder
+(embeddings and checkpoints come from there).
 
 Started servers share one models folder (each one's base directory links models/ to it), so a job retried on
-another server resumes from the checkpoint the first one wrote.
+another server resumes from the checkpoint the first one wrote: --models-dir, else the found ComfyUI's own
+models/ (where the user's SVD checkpoint is), else, for the toy, a scratch folder.
 """
 import os
 from dataclasses import dataclass, field
@@ -28,8 +30,8 @@ class Server:
         self.name = self.name or self.url
 
 
-def check(server: Server, toy: bool) -> str | None:
-    """Why the library cannot use `server`, or None."""
+def check(server: Server, toy: bool, checkpoint: str | None = None) -> str | None:
+    """Why the library cannot use `server`, or None. `checkpoint`: the SVD checkpoint the jobs load (not for toy)."""
     try:
         info = ComfyClient(server.url).object_info()
     except OSError as e:
@@ -41,7 +43,21 @@ def check(server: Server, toy: bool) -> str | None:
     if not server.models_dir or not os.path.isdir(server.models_dir):
         return (f"{server.url}: its models folder is not readable here (given {server.models_dir!r}); pass "
                 "--models-dir with the folder it uses (shared storage), or let the command start the servers")
+    if checkpoint is not None:
+        from ..run import missing_checkpoint_message
+        available = info["ImageOnlyCheckpointLoader"]["input"]["required"]["ckpt_name"][0]
+        if checkpoint not in available:
+            return f"{server.url}: " + missing_checkpoint_message(checkpoint, available, server.models_dir)
     return None
+
+
+def default_models_dir(models_dir: str | None, toy: bool, workdir: str) -> str:
+    """The models folder for servers started here (see the module's docstring)."""
+    if models_dir:
+        return models_dir
+    if toy:
+        return os.path.join(workdir, "models")
+    return os.path.join(find_comfyui_or_exit(), "models")
 
 
 def start_servers(count: int, workdir: str, devices: list[str] | None, toy: bool, models_dir: str | None = None,
@@ -49,7 +65,7 @@ def start_servers(count: int, workdir: str, devices: list[str] | None, toy: bool
     """`count` servers (one per device in `devices`, else on the CPU), each with its own base directory under
     `workdir` and one shared models folder; the pack (and with toy, the demo's nodes) linked as custom nodes."""
     comfyui = find_comfyui_or_exit()
-    shared = models_dir or os.path.join(workdir, "models")
+    shared = default_models_dir(models_dir, toy, workdir)
     os.makedirs(os.path.join(shared, "checkpoints"), exist_ok=True)
     servers = []
     try:
