@@ -16,7 +16,8 @@ Inits (INITS) for the learned methods: "clip" (Inflate CLIP Embedding's, the pac
 SVD's conditioning dropout trained, plus the same noise), "target" (the target's first-frame embedding in every
 slot, plus the same noise: a diagnostic, since a user inverts before choosing targets).
 `reconstruction_cases` makes each case's target its own reference: can the tokens steer the motion at all, with no
-appearance to change?
+appearance to change? `same_colour_cases` keeps the target's place and size but gives it the reference's colour: is
+the learned motion bound to the reference's look?
 """
 import torch
 
@@ -52,6 +53,17 @@ def reconstruction_cases(cases):
     """Each case with its reference as the target. Colour scores use the target's blob width (the reference's is
     not returned by the world), so only the path scores are read from these."""
     return [_copy_case(c, Case(c.reference, c.reference, c.width)) for c in cases]
+
+
+def same_colour_cases(cases):
+    """Each case's target re-rendered in the reference's colour (same path, place and width as before)."""
+    out = []
+    for c in cases:
+        colour = c.reference.colour
+        latents = toy_world.render(c.target.path, colour, c.width) / toy_world.LATENT_SCALE
+        target = toy_world.ToyVideo(latents, c.target.path, colour, c.target.kind, c.target.label)
+        out.append(_copy_case(c, Case(c.reference, target, c.width)))
+    return out
 
 
 def _copy_case(old, new):

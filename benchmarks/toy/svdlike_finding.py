@@ -58,6 +58,8 @@ def methods(patcher, clip, args):
     cases = svdlike_fidelity.make_cases(args.cases, args.case_seed, kinds)
     if args.on == "reference":
         cases = svdlike_fidelity.reconstruction_cases(cases)
+    elif args.on == "same-colour":
+        cases = svdlike_fidelity.same_colour_cases(cases)
     base = replace(toy_fidelity.DEFAULT_SETTINGS, steps=args.steps, learning_rate=args.lr,
                    sigma_log_mean=args.sigma[0], sigma_log_std=args.sigma[1])
     results = {}
@@ -101,8 +103,9 @@ def main(argv=None):
     parser.add_argument("--lr", type=float, default=toy_fidelity.DEFAULT_SETTINGS.learning_rate)
     parser.add_argument("--init", choices=svdlike_fidelity.INITS, default="clip",
                         help="where the learned tokens start (reenact_testkit/svdlike_fidelity.py)")
-    parser.add_argument("--on", choices=("target", "reference"), default="target",
-                        help="sample on the target's first frame (transfer) or the reference's own (reconstruction)")
+    parser.add_argument("--on", choices=("target", "reference", "same-colour"), default="target",
+                        help="sample on the target's first frame (transfer), the reference's own (reconstruction), "
+                             "or the target's re-rendered in the reference's colour")
     parser.add_argument("--sigma", type=float, nargs=2, default=(0.7, 1.6), metavar=("LOG_MEAN", "LOG_STD"))
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
