@@ -205,8 +205,9 @@ def run_on(args, server) -> int:
 
 
 def demo_import_problem(error: ImportError, flag: str = "--demo") -> str:
-    """What --demo (or the library's --toy) lacks, by name: a git-only part of the repository (GIT_ONLY_MODULES), or an installable module
-    such as av, or a library a module needs (an ImportError without a module name, e.g. a missing shared library)."""
+    """What --demo (or the library's --toy) lacks, by name: a git-only part of the repository (GIT_ONLY_MODULES), or
+    an installable module such as av, or a library a module needs (an ImportError without a module name, e.g. a
+    missing shared library)."""
     name = error.name or ""
     if isinstance(error, ModuleNotFoundError) and any(name == m or name.startswith(m + ".") for m in GIT_ONLY_MODULES):
         return (f"{flag} needs a git clone of the repository: this copy has no {name} "
