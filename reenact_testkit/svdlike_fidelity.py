@@ -71,25 +71,30 @@ def _copy_case(old, new):
     return new
 
 
-def clip_init(clip_vision, reference_latents, tokens_per_frame, seed, noise=INIT_NOISE, frames=None):
-    """(F+1, N, D) as Inflate CLIP Embedding makes it from the reference's frames (resampled to `frames`)."""
-    pixels = toy_codec.latents_to_pixels(reference_latents)
+def _embeds(clip_vision, latents):
     with torch.no_grad():
-        embeds = encode_frames(clip_vision, pixels)
-    return inflate(embeds, frames or pixels.shape[0], tokens_per_frame, noise, seed)
+        return encode_frames(clip_vision, toy_codec.latents_to_pixels(latents))
+
+
+def clip_init(clip_vision, reference_latents, tokens_per_frame, seed, noise=INIT_NOISE):
+    """(F+1, N, D) as Inflate CLIP Embedding makes it from the reference's frames."""
+    return inflate(_embeds(clip_vision, reference_latents), reference_latents.shape[0], tokens_per_frame, noise, seed)
 
 
 def initial_tokens(clip_vision, case, tokens_per_frame, seed, init="clip"):
-    """The tokens an inversion starts from (INITS); every init carries the same seeded noise."""
+    """The tokens an inversion starts from (INITS); every init carries the same seeded noise (the reference's
+    embeddings' scale, as Inflate CLIP Embedding draws it)."""
     ref = case.reference.latents
-    clip = clip_init(clip_vision, ref, tokens_per_frame, seed)
+    frames, embeds = ref.shape[0], _embeds(clip_vision, ref)
+    clip = inflate(embeds, frames, tokens_per_frame, INIT_NOISE, seed)
     if init == "clip":
         return clip
-    if init == "null":  # the noise alone: clip init minus its noiseless embeddings
-        return clip - clip_init(clip_vision, ref, tokens_per_frame, seed, noise=0.0)
+    noise = clip - inflate(embeds, frames, tokens_per_frame, 0.0, seed)
+    if init == "null":
+        return noise
     if init == "target":
-        noise = clip - clip_init(clip_vision, ref, tokens_per_frame, seed, noise=0.0)
-        return clip_init(clip_vision, case.target.latents[:1], tokens_per_frame, seed, 0.0, ref.shape[0]) + noise
+        target = _embeds(clip_vision, case.target.latents[:1])
+        return inflate(target, frames, tokens_per_frame, 0.0, seed) + noise
     raise ValueError(f"expected an init in {', '.join(INITS)}, got {init!r}")
 
 

@@ -77,8 +77,8 @@ def methods(patcher, clip, args):
                                      svdlike_world.HELD_OUT_KINDS, seed=seed))
             results[label] = rows
             print(f"{label}: {time.perf_counter() - started:.0f} s so far", file=sys.stderr, flush=True)
-    print(f"| method ({args.steps} steps, lr {args.lr}, init {args.init}, on the {args.on}) | matches: all / trained kinds / held-out kinds | "
-          "mean path error (px) | colour cos with target |")
+    print(f"| method ({args.steps} steps, lr {args.lr}, init {args.init}, on the {args.on}) | "
+          "matches: all / trained kinds / held-out kinds | mean path error (px) | colour cos with target |")
     print("|---|---|---|---|")
     for label, rows in results.items():
         trained = [r for r in rows if not r["held_out_kind"]]
