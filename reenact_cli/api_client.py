@@ -40,6 +40,7 @@ class ComfyClient:
     def __init__(self, url: str):
         self.url = url.rstrip("/")
         self.client_id = uuid.uuid4().hex
+        self.queued: list[str] = []   # prompt ids this client queued, so that a cancel stops only its own
 
     def get_json(self, path: str, timeout: float = 60):
         with urllib.request.urlopen(f"{self.url}{path}", timeout=timeout) as r:
@@ -69,6 +70,17 @@ class ComfyClient:
 
     def interrupt(self) -> None:
         self.post_json("/interrupt")
+
+    def cancel(self, prompt_id: str, timeout: float = 60) -> None:
+        """Stop this prompt and no other: out of the queue if it waits, interrupted if it runs (ComfyUI takes a
+        prompt id in both since 0.3.64's /interrupt, so someone else's prompt on a shared server is left alone)."""
+        self.post_json("/queue", {"delete": [prompt_id]}, timeout=timeout)
+        self.post_json("/interrupt", {"prompt_id": prompt_id}, timeout=timeout)
+
+    def in_queue(self, prompt_id: str, timeout: float = 60) -> bool:
+        """Whether the prompt still waits or runs on the server."""
+        queue = self.get_json("/queue", timeout=timeout)
+        return any(item[1] == prompt_id for item in queue.get("queue_running", []) + queue.get("queue_pending", []))
 
     def upload(self, path: str, subfolder: str = "", overwrite: bool = False, name: str | None = None,
                timeout: float = 120) -> str:
@@ -100,6 +112,7 @@ class ComfyClient:
 
     def queue(self, prompt: dict, timeout: float = 60) -> str:
         answer = self.post_json("/prompt", {"prompt": prompt, "client_id": self.client_id}, timeout=timeout)
+        self.queued.append(answer["prompt_id"])
         return answer["prompt_id"]
 
     def run(self, prompt: dict, on_event=None, timeout: float = 1800) -> PromptRun:

@@ -115,14 +115,15 @@ def preview_saver(client, parent: str, base: str):
 
 
 def follow(client, prompt, on_preview=None) -> tuple[int, dict | None]:
-    """Run `prompt` with a progress bar; Ctrl-C asks the server to stop. Returns (exit status, history).
+    """Run `prompt` with a progress bar; Ctrl-C asks the server to stop it. Returns (exit status, history).
     `on_preview` (preview_saver) keeps the motion previews the run sends."""
     display = ProgressDisplay(prompt, on_preview=on_preview)
     try:
         result = client.run(prompt, on_event=display.on_event, timeout=7 * 24 * 3600)
     except KeyboardInterrupt:
-        try:
-            client.interrupt()
+        try:  # this command's prompt only: a running ComfyUI it reuses may hold its user's prompts too
+            for prompt_id in client.queued:
+                client.cancel(prompt_id, timeout=10)
         except (OSError, ApiError):  # a terminal's Ctrl-C also reaches a server this command started: it exits
             pass
         print("\ncancelled; the server was asked to stop", file=sys.stderr)

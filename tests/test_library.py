@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from safetensors.torch import load_file
 
+from reenact_cli.api_client import ComfyClient
 from reenact_cli.library import __main__ as library
 from reenact_cli.library.manifest import Manifest
 from reenact_cli.library.servers import start_servers, stop_servers
@@ -24,6 +25,7 @@ from reenact_testkit.library_media import write_toy_images, write_toy_references
 pytestmark = pytest.mark.full
 
 STEPS = "12"
+CANCEL_STEPS = "40"   # a job long enough (~8 s) to be cancelled while it runs, not just after
 BACKENDS = ("local", "ray")
 
 
@@ -44,6 +46,12 @@ def learn_argv(lib, servers, refs, *extra, backend="local"):
     return ["learn", "--library", str(lib), "--references", *refs, "--toy", "--steps", STEPS, "--save-every", "3",
             "--servers", *[s.url for s in servers], "--models-dir", servers[0].models_dir, "--backend", backend,
             *extra]
+
+
+def own_seed(backend):
+    """A seed no other test uses: the servers share one models folder, and a job of the same reference, steps and
+    seed would resume from another test's run checkpoint (and finish at once)."""
+    return 100 + BACKENDS.index(backend)
 
 
 def learn(lib, servers, refs, *extra, backend="local"):
@@ -218,6 +226,43 @@ def test_an_execution_error_is_retried_then_failed_with_the_reason(tmp_path, ser
     assert lines[-1]["event"] == "failed" and "after 2 attempts" in lines[-1]["reason"]
 
 
+def test_a_cancelled_job_stops_its_own_prompt_and_no_one_elses(tmp_path, servers, references):
+    """On a server shared with a user: cancelling the library's job while it waits behind the user's running prompt
+    takes it out of the queue and leaves the user's prompt running to its end (a global interrupt would stop it)."""
+    from reenact_cli.demo import install_init
+    from reenact_cli.library.execute import CANCELLED, run_job
+    from reenact_cli.library.graphs import learn_prompt
+    from reenact_cli.library.jobs import learn_jobs
+    server = servers[1]
+    install_init(os.path.dirname(server.models_dir))
+    client = ComfyClient(server.url)
+    settings = library.settings_of(library.parse(["learn", "--library", str(tmp_path), "--toy", "--steps",
+                                                  CANCEL_STEPS, "--seed", "200"]))
+    theirs, ours = learn_jobs(references[4:6], settings)
+    uploaded = client.upload(theirs.inputs["reference"], subfolder="someone", name="theirs.mp4")
+    their_id = client.queue(learn_prompt(theirs, uploaded, client.object_info()))
+    deadline = time.monotonic() + 60
+    while not client.get_json("/queue")["queue_running"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    cancel, result = threading.Event(), {}
+    attempt = threading.Thread(target=lambda: result.update(outcome=run_job(
+        ours, server.url, server.models_dir, str(tmp_path / "lib"), 120, cancel.is_set)))
+    attempt.start()
+    while not client.get_json("/queue")["queue_pending"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    queue = client.get_json("/queue")
+    assert [item[1] for item in queue["queue_running"]] == [their_id] and len(queue["queue_pending"]) == 1, \
+        "expected the user's prompt running and the library's waiting"
+    cancel.set()
+    attempt.join(60)
+    assert result["outcome"].reason == CANCELLED
+    queue = client.get_json("/queue")
+    assert [item[1] for item in queue["queue_running"]] == [their_id], "the user's prompt was stopped"
+    assert not queue["queue_pending"], "the cancelled prompt still waits"
+    status = client.history(their_id, timeout=180)["status"]
+    assert status["status_str"] == "success" and status["completed"], status
+
+
 def test_bad_input_is_named_before_any_server_time(tmp_path, servers, references):
     junk = tmp_path / "junk.mp4"
     junk.write_bytes(b"not a video")
@@ -263,27 +308,32 @@ def test_started_svd_servers_use_the_given_models_folder_else_comfyuis_own(tmp_p
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_ctrl_c_then_a_rerun_finishes_the_rest(tmp_path, servers, references, backend):
-    """SIGINT to the command after its first job is done: exit 130, running jobs given back; a rerun skips what is
-    done and completes the rest, each job done once."""
+    """SIGINT to the command while its second job runs on the server: exit 130, that job given back and its prompt
+    gone from the server; a rerun skips what is done and completes the rest, each job done once."""
     lib = tmp_path / "lib"
-    argv = [sys.executable, "-m", "reenact_cli.library", *learn_argv(lib, servers[:1], references[:4],
-                                                                      backend=backend)]
+    argv = [sys.executable, "-m", "reenact_cli.library",
+            *learn_argv(lib, servers[:1], references[:4], "--steps", CANCEL_STEPS, "--seed", str(own_seed(backend)),
+                        backend=backend)]
+    server = ComfyClient(servers[0].url)
     command = subprocess.Popen(argv, cwd=PACK_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     def second_running():
         lines = events(lib) if os.path.exists(lib / "manifest.jsonl") else []
         done = [i for i, e in enumerate(lines) if e["event"] == "done"]
-        return done and any(e["event"] == "started" for e in lines[done[0]:])
+        return done and any(e["event"] == "started" for e in lines[done[0]:]) and \
+            server.get_json("/queue")["queue_running"]
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and not second_running():
         time.sleep(0.05)
-    time.sleep(1)  # the second job is on the server
     command.send_signal(signal.SIGINT)
     out, err = command.communicate(timeout=120)
+    queue = server.get_json("/queue")
     assert command.returncode == 130, err[-2000:]
+    assert not queue["queue_running"] and not queue["queue_pending"], "the cancelled prompt is still on the server"
     first = events(lib)
     done_before = {e["job"] for e in first if e["event"] == "done"}
     assert done_before and len(done_before) < 4
-    assert any(e["event"] == "released" for e in first), "the running job was not given back"
+    assert any(e["event"] == "released" for e in first), \
+        f"the running job was not given back: {[(e['job'], e['event']) for e in first]}\n{err[-2000:]}"
     assert Manifest(str(lib)).read()  # consistent: every line parses
     rerun = subprocess.run(argv, cwd=PACK_ROOT, capture_output=True, text=True, timeout=600)
     assert rerun.returncode == 0, rerun.stderr[-2000:]

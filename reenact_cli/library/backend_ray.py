@@ -7,9 +7,11 @@ come from Ray: a killed actor is restarted (max_restarts), starts a fresh server
 it was running elsewhere. Ray is an optional extra (`pip install ray`), never a requirement of the pack.
 """
 import os
+import threading
 import time
+import uuid
 
-from .execute import CANCELLED, run_job
+from .execute import run_job
 from .jobs import Job, Outcome
 from .servers import Server, default_models_dir, start_servers, stop_servers
 
@@ -26,10 +28,13 @@ def _ray():
 
 
 class ServerActor:
-    """Lives in a Ray worker: its server (started here, or the URL it attaches to) and the attempts run on it."""
+    """Lives in a Ray worker: its server (started here, or the URL it attaches to) and the attempts run on it.
+    Threaded (max_concurrency 2) so that `cancel` reaches an attempt while `run` runs it."""
 
     def __init__(self, url, models_dir, workdir, toy, gpu):
         self.started = []
+        self.cancelled: set[str] = set()
+        self.lock = threading.Lock()
         if url is None:
             base = os.path.join(workdir, f"actor-{os.getpid()}")
             os.makedirs(base, exist_ok=True)
@@ -45,8 +50,21 @@ class ServerActor:
     def pid(self):
         return os.getpid()
 
-    def run(self, record, library, stall_timeout):
-        return run_job(Job(**record), self.server.url, self.server.models_dir, library, stall_timeout)
+    def run(self, record, library, stall_timeout, token):
+        """One attempt; `token` names it to `cancel`, which may come before or while it runs."""
+        def cancelled():
+            with self.lock:
+                return token in self.cancelled
+        try:
+            return run_job(Job(**record), self.server.url, self.server.models_dir, library, stall_timeout, cancelled)
+        finally:
+            with self.lock:
+                self.cancelled.discard(token)
+
+    def cancel(self, token):
+        """Ctrl-C in the driver: the attempt stops its prompt on the server (run_job's own cancel path)."""
+        with self.lock:
+            self.cancelled.add(token)
 
     def stop(self):
         stop_servers(self.started)
@@ -65,7 +83,7 @@ class RayBackend:
             address = self.args.ray_address or os.environ.get("RAY_ADDRESS")
             ray.init(address=address, namespace=NAMESPACE, include_dashboard=False,
                      **({} if address else {"num_cpus": os.cpu_count()}))
-        remote = ray.remote(max_restarts=ACTOR_RESTARTS, max_task_retries=0)(ServerActor)
+        remote = ray.remote(max_restarts=ACTOR_RESTARTS, max_task_retries=0, max_concurrency=2)(ServerActor)
         devices = self.args.cuda_devices.split(",") if self.args.cuda_devices else None
         models = (servers[0].models_dir if servers
                   else default_models_dir(self.args.models_dir, self.args.toy, workdir))
@@ -88,28 +106,19 @@ class RayBackend:
     def __call__(self, server, job, cancelled) -> Outcome:
         ray = self.ray
         actor = self.actors[server.name]
-        ref = actor.run.remote(job.as_record(), self.library, self.args.stall_timeout)
-        interrupted = False
-        while True:
-            done, _ = ray.wait([ref], timeout=1.0)
-            if done:
-                break
-            if cancelled() and not interrupted:
-                from ..api_client import ComfyClient
-                try:
-                    ComfyClient(server.url).interrupt()
-                except OSError:
-                    pass
-                interrupted = True
+        token = uuid.uuid4().hex
+        ref = actor.run.remote(job.as_record(), self.library, self.args.stall_timeout, token)
+        asked = False
+        while not ray.wait([ref], timeout=0.5)[0]:
+            if cancelled() and not asked:
+                actor.cancel.remote(token)
+                asked = True
         try:
-            outcome = ray.get(ref)
+            return ray.get(ref)
         except ray.exceptions.RayActorError as e:
             self._refresh(server)
             return Outcome(False, f"the actor of {server.name} died during the job ({type(e).__name__}); Ray "
                                   "restarts it")
-        if interrupted:
-            return Outcome(False, CANCELLED, retry=False, seconds=outcome.seconds)
-        return outcome
 
     def _refresh(self, server, timeout=300):
         """After Ray restarts an actor its server is a new one: take its URL."""

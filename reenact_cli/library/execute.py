@@ -20,6 +20,8 @@ from .graphs import LIBRARY_FOLDER, apply_prompt, learn_prompt
 from .jobs import Outcome
 
 CANCELLED = "cancelled by the user (Ctrl-C)"
+STOP_WAIT = 30      # seconds a cancelled prompt is given to leave its server
+STOP_REPEAT = 2     # seconds between two asks to stop it
 
 
 def put_atomically(source: str, destination: str) -> str:
@@ -74,6 +76,23 @@ async def _follow(client: ComfyClient, prompt: dict, stall_timeout: float, cance
         return "server_down", {}, ""
 
 
+def stop_prompt(client: ComfyClient, prompt_id: str, wait: float = STOP_WAIT) -> bool:
+    """Cancel the prompt and wait until its server no longer holds it; False if it still does after `wait`. Asked
+    again every STOP_REPEAT seconds: ComfyUI clears its interrupt flag as a prompt starts, so an interrupt that lands
+    while the prompt is taken from the queue is lost."""
+    deadline = time.monotonic() + wait
+    asked = None
+    while True:
+        if asked is None or time.monotonic() - asked >= STOP_REPEAT:
+            client.cancel(prompt_id, timeout=STOP_REPEAT * 5)
+            asked = time.monotonic()
+        if not client.in_queue(prompt_id, timeout=STOP_REPEAT * 5):
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.25)
+
+
 def _failure(status: str, error: dict, url: str, stall_timeout: float, detail: str = "", seconds=None) -> Outcome:
     if status == "stalled":
         alive = responds(url, timeout=5)
@@ -119,15 +138,19 @@ def run_job(job, url: str, models_dir: str | None, library: str, stall_timeout: 
             embedding = place_embedding(library, models_dir, job.inputs["motion"])
             prompt = apply_prompt(job, uploaded, embedding, object_info)
         seconds["upload"] = round(time.monotonic() - started, 3)
+        if cancelled():
+            return Outcome(False, CANCELLED, retry=False, seconds=seconds)
         run_started = time.monotonic()
         status, error, prompt_id = asyncio.run(_follow(client, prompt, stall_timeout, cancelled))
         seconds["run"] = round(time.monotonic() - run_started, 3)
         if status != "success":
-            if status in ("stalled", "cancelled"):
-                try:
-                    client.interrupt()
-                except (OSError, ApiError):
-                    pass
+            try:
+                if status == "cancelled":
+                    stop_prompt(client, prompt_id)
+                elif status == "stalled":  # the server may be hung: asked once, not waited for
+                    client.cancel(prompt_id, timeout=5)
+            except (OSError, ApiError):
+                pass
             outcome = _failure(status, error, url, stall_timeout)
             outcome.seconds = seconds
             return outcome
