@@ -13,7 +13,7 @@ import math
 
 import torch
 
-from . import toy_world
+from . import toy_codec, toy_world
 from .toy_world import FRAMES, MARGIN, SIZE
 
 TRAIN_KINDS = ("linear", "stop_and_go", "circle", "bounce", "zigzag", "accelerate", "arc", "wiggle")
@@ -111,6 +111,28 @@ def make_video(gen: torch.Generator, kind: str | None = None, frames: int = FRAM
     video.label = label
     fps = FPS_CHOICES[int(torch.randint(len(FPS_CHOICES), (), generator=gen))]
     return video, fps, motion_bucket(offsets)
+
+
+def over_a_scene(video, gen: torch.Generator, size: int = SIZE):
+    """The video over a static scene of its own: a colour gradient and a second blob that does not move.
+
+    Why: a lever on appearance leakage (benchmarks/toy/README.md, "Data variety"). On the plain world the image
+    token carries one blob's look and nothing else; with a scene it has more to say than the moving blob's colour,
+    as SVD's CLIP embedding does. The scene is added in model space to every frame; `path` and `colour` still
+    describe the moving blob. Clamped to what the toy codec can show, so the conditioning sees the video itself.
+    """
+    coords = torch.linspace(-1.0, 1.0, size)
+    base, slope_x, slope_y = (torch.rand(3, toy_world.CHANNELS, generator=gen) * 2 - 1) * torch.tensor(
+        [0.6, 0.4, 0.4])[:, None]
+    scene = (base[:, None, None] + slope_x[:, None, None] * coords[None, None, :]
+             + slope_y[:, None, None] * coords[None, :, None])
+    still = torch.rand(2, generator=gen) * (size - 1)
+    width = 1.0 + 0.6 * float(torch.rand((), generator=gen))
+    scene = scene + toy_world.render(still[None], 0.6 * toy_world.random_colour(gen), width, size)[0]
+    limit = toy_codec.LATENT_PER_UNIT
+    video.latents = (video.latents + scene[None] / toy_world.LATENT_SCALE).clamp(-limit, limit)
+    video.label += " on a scene"
+    return video
 
 
 def make_videos(count: int, seed: int, kind: str | None = None):

@@ -26,8 +26,8 @@ HEAD_CHANNELS = 32
 FPS, MOTION_BUCKET = 6, 127
 
 
-def toy_unet_config():
-    return small_svd_unet_config(model_channels=MODEL_CHANNELS, context_dim=toy_world.CONTEXT_DIM)
+def toy_unet_config(model_channels=MODEL_CHANNELS):
+    return small_svd_unet_config(model_channels=model_channels, context_dim=toy_world.CONTEXT_DIM)
 
 
 def _model_config(unet_config, dtype):
@@ -54,9 +54,11 @@ def zero_residual_outputs(diffusion_model):
             p.zero_()
 
 
-def build_toy_model(seed=0, dtype=torch.float32, for_training=False):
-    """A bare comfy.model_base.SVD_img2vid with seeded weights (no ModelPatcher)."""
-    model = _model_config(toy_unet_config(), dtype).get_model({})
+def build_toy_model(seed=0, dtype=torch.float32, for_training=False, model_channels=MODEL_CHANNELS):
+    """A bare comfy.model_base.SVD_img2vid with seeded weights (no ModelPatcher).
+
+    `model_channels` other than MODEL_CHANNELS: a wider toy, for the model-size lever (benchmarks/toy/README.md)."""
+    model = _model_config(toy_unet_config(model_channels), dtype).get_model({})
     init_weights(model.diffusion_model, seed)
     if for_training:
         zero_residual_outputs(model.diffusion_model)
@@ -77,15 +79,19 @@ def save_fixture(diffusion_model, path=FIXTURE, metadata=None):
     from safetensors.torch import save_file
     os.makedirs(os.path.dirname(path), exist_ok=True)
     state = {k: v.detach().to(torch.float16).contiguous() for k, v in diffusion_model.state_dict().items()}
-    meta = {"unet_config": json.dumps(toy_unet_config()), "head_channels": str(HEAD_CHANNELS)}
+    meta = {"unet_config": json.dumps(toy_unet_config(diffusion_model.model_channels)),
+            "head_channels": str(HEAD_CHANNELS)}
     meta.update({k: str(v) for k, v in (metadata or {}).items()})
     save_file(state, path, metadata=meta)
 
 
 def load_toy_svd(path=FIXTURE, dtype=torch.float32):
     """The trained toy SVD as a ModelPatcher, fp16 weights upcast to `dtype` (CPU runs fp32)."""
+    from safetensors import safe_open
     from safetensors.torch import load_file
-    model = build_toy_model(seed=0, dtype=dtype)
+    with safe_open(path, framework="pt") as f:
+        config = json.loads((f.metadata() or {}).get("unet_config", "{}"))
+    model = build_toy_model(seed=0, dtype=dtype, model_channels=config.get("model_channels", MODEL_CHANNELS))
     missing, unexpected = model.diffusion_model.load_state_dict(load_file(path), strict=True)
     assert not missing and not unexpected
     return wrap(model)

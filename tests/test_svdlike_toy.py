@@ -15,7 +15,7 @@ import torch
 from reenact_cli.locate import PACK_ROOT
 from reenact_testkit.comfy_graph import svd_conditioning
 from reenact_testkit.comfy_pack import run_node
-from reenact_toy import svdlike_toy, svdlike_world, toy_clip_vision, toy_codec, toy_world
+from reenact_toy import svdlike_toy, svdlike_world, toy_clip_vision, toy_codec, toy_svd, toy_world
 
 
 @pytest.fixture(scope="module")
@@ -129,11 +129,57 @@ def test_inverted_tokens_steer_the_motion_on_the_references_own_first_frame(clip
     assert learned["mean_err"] < 0.5 * plain["mean_err"], (learned["mean_err"], plain["mean_err"])
 
 
+@pytest.mark.full
+def test_a_state_saved_before_a_setting_existed_still_resumes(tmp_path):
+    """Settings added later (--scene-share, --model-channels, ...) count as their defaults in an older state."""
+    state = tmp_path / "old.pt"
+    train(tmp_path, state, "--stop-after", "2")
+    saved = torch.load(state, weights_only=False)
+    for added in ("init_from", "scene_share", "model_channels"):
+        del saved["settings"][added]
+    torch.save(saved, state)
+    assert train(tmp_path, state)["step"] == 4
+    refused = subprocess.run(train_command(tmp_path, state, "--scene-share", "0.5"), capture_output=True, text=True,
+                             timeout=600)
+    assert refused.returncode != 0 and "scene_share" in refused.stderr, refused.stderr[-2000:]
+
+
+def test_a_wider_fixture_loads_at_its_own_width(tmp_path):
+    """load_toy_svd builds the width the fixture's metadata names (the model-size lever's 64 channels)."""
+    wide = toy_svd.build_toy_model(seed=3, model_channels=64)
+    path = str(tmp_path / "wide.safetensors")
+    toy_svd.save_fixture(wide.diffusion_model, path)
+    loaded = toy_svd.load_toy_svd(path).model.diffusion_model
+    assert loaded.model_channels == 64
+    for name, value in wide.diffusion_model.state_dict().items():
+        assert torch.equal(loaded.state_dict()[name], value.half().float()), name
+
+
+def test_a_scene_is_static_and_leaves_the_moving_blob_as_drawn():
+    """over_a_scene (the data-variety lever) adds the same picture to every frame, within the codec's range."""
+    gen = torch.Generator().manual_seed(5)
+    for _ in range(6):
+        video, _, _ = svdlike_world.make_video(gen)
+        plain, path, colour = video.latents.clone(), video.path.clone(), video.colour.clone()
+        scene = svdlike_world.over_a_scene(video, gen).latents - plain
+        assert scene.abs().amax() > 1.0  # there is a scene
+        limit = toy_codec.LATENT_PER_UNIT
+        assert video.latents.abs().amax() <= limit
+        inside = video.latents.abs() < limit  # where the codec's range clamps, the scene may differ
+        for frame in range(1, len(scene)):
+            both = inside[frame] & inside[0]
+            assert torch.allclose(scene[frame][both], scene[0][both], atol=1e-4), frame
+        assert torch.equal(video.path, path) and torch.equal(video.colour, colour)
+
+
+def train_command(tmp_path, state, *extra):
+    return [sys.executable, os.path.join(PACK_ROOT, "benchmarks", "toy", "train_svdlike_toy.py"),
+            "--steps", "4", "--batch", "2", "--save-every", "1", "--snapshot-every", "0",
+            "--state", str(state), "--out", str(tmp_path / f"{state.stem}.safetensors"), *extra]
+
+
 def train(tmp_path, state, *extra):
-    done = subprocess.run([sys.executable, os.path.join(PACK_ROOT, "benchmarks", "toy", "train_svdlike_toy.py"),
-                           "--steps", "4", "--batch", "2", "--save-every", "1", "--snapshot-every", "0",
-                           "--state", str(state), "--out", str(tmp_path / f"{state.stem}.safetensors"), *extra],
-                          capture_output=True, text=True, timeout=600)
+    done = subprocess.run(train_command(tmp_path, state, *extra), capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     return torch.load(state, weights_only=False)
 

@@ -2,6 +2,11 @@
 
     python benchmarks/toy/train_svdlike_toy.py                   # trains (or resumes) and writes the fixture
     python benchmarks/toy/train_svdlike_toy.py --steps 20 --state /tmp/s.pt --out /tmp/t.safetensors  # a trial
+    python benchmarks/toy/train_svdlike_toy.py --init-from reenact_toy/svdlike_toy_svd.safetensors --steps 1000 \
+        --lr 3e-4 --warmup 50 --clip-dropout 0.5 --state ... --out ...   # fine-tune a lever on the trained toy
+    (--scene-share 0.67: two videos in three over a static scene of their own, the data-variety lever)
+    python benchmarks/toy/train_svdlike_toy.py --model-channels 64 --stop-after 1000 --snapshot-every 500 \
+        --state ... --out ...   # the model-size lever: the fixture's recipe at twice the width
 
 Trained as SVD was (benchmarks/toy/README.md, "The SVD-like toy"): no motion token. Per video:
 - the CLIP image embedding of frame 0 (the toy's frozen CLIP vision, reenact_toy/toy_clip_vision.py) as the one
@@ -39,7 +44,8 @@ from train_toy_svd import edm_loss, ema_update  # noqa: E402  (the first toy's t
 
 DEFAULT_STATE = os.path.join(os.path.expanduser("~"), ".cache", "reenact_anything", "train_svdlike", "state.pt")
 SETTINGS = ("steps", "batch", "lr", "warmup", "ema", "seed", "clip_dropout", "image_dropout", "high_sigma_share",
-            "p_mean", "p_std")
+            "p_mean", "p_std", "init_from", "scene_share",
+            "model_channels")
 
 
 def parse(argv=None):
@@ -57,6 +63,12 @@ def parse(argv=None):
                         "the motion; the rest log-normal(p_mean, p_std), the pack's inversion default")
     p.add_argument("--p-mean", type=float, default=0.7)
     p.add_argument("--p-std", type=float, default=1.6)
+    p.add_argument("--init-from", default="",
+                   help="start from these weights (a fixture) instead of a fresh init: model and EMA, new optimiser")
+    p.add_argument("--scene-share", type=float, default=0.0,
+                   help="share of videos drawn over a static scene (svdlike_world.over_a_scene): data variety")
+    p.add_argument("--model-channels", type=int, default=toy_svd.MODEL_CHANNELS,
+                   help="the UNet's width: 64 for the model-size lever (8.3 M parameters, about 2.8x the step time)")
     p.add_argument("--save-every", type=int, default=100)
     p.add_argument("--snapshot-every", type=int, default=1000,
                    help="also write the EMA weights as <out stem>_step<N>.safetensors beside --state")
@@ -134,10 +146,14 @@ def main(argv=None):
     if not os.path.exists(toy_clip_vision.FIXTURE):
         toy_clip_vision.save_fixture(toy_clip_vision.build())
     clip_vision = toy_clip_vision.load()
-    model = toy_svd.build_toy_model(seed=opts.seed, for_training=True)
+    model = toy_svd.build_toy_model(seed=opts.seed, for_training=True, model_channels=opts.model_channels)
     model.train()
     model.diffusion_model.requires_grad_(True)  # ComfyUI makes its weights without gradients
-    ema = toy_svd.build_toy_model(seed=opts.seed).eval()  # a second build: ComfyUI's model does not deepcopy
+    ema = toy_svd.build_toy_model(seed=opts.seed, model_channels=opts.model_channels).eval()  # a second build: ComfyUI's model does not deepcopy
+    if opts.init_from:
+        from safetensors.torch import load_file
+        weights = load_file(opts.init_from)
+        model.diffusion_model.load_state_dict(weights, strict=True)
     ema.diffusion_model.load_state_dict(model.diffusion_model.state_dict())
     for p in ema.parameters():
         p.requires_grad_(False)
@@ -155,7 +171,8 @@ def main(argv=None):
     if os.path.exists(opts.state):
         state = torch.load(opts.state, weights_only=False)
         settings = {k: getattr(opts, k) for k in SETTINGS}
-        if state["settings"] != settings:
+        defaults = vars(parse([]))  # a setting added since the state was saved had its default then
+        if {**{k: defaults[k] for k in SETTINGS}, **state["settings"]} != settings:
             sys.exit(f"expected {opts.state} to hold a run with settings {settings}, got {state['settings']}; "
                      "move it away or pass --state for a new run")
         model.diffusion_model.load_state_dict(state["model"])
@@ -172,6 +189,9 @@ def main(argv=None):
     while step < min(opts.steps, sitting_end):
         step += 1
         drawn = [svdlike_world.make_video(gen) for _ in range(opts.batch)]
+        if opts.scene_share:
+            drawn = [(svdlike_world.over_a_scene(v, gen) if float(torch.rand((), generator=gen)) < opts.scene_share
+                      else v, fps, bucket) for v, fps, bucket in drawn]
         loss = train_step(model, clip_vision, drawn, gen, opts)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
