@@ -149,7 +149,8 @@ def main(argv=None):
     model = toy_svd.build_toy_model(seed=opts.seed, for_training=True, model_channels=opts.model_channels)
     model.train()
     model.diffusion_model.requires_grad_(True)  # ComfyUI makes its weights without gradients
-    ema = toy_svd.build_toy_model(seed=opts.seed, model_channels=opts.model_channels).eval()  # a second build: ComfyUI's model does not deepcopy
+    # a second build: ComfyUI's model does not deepcopy
+    ema = toy_svd.build_toy_model(seed=opts.seed, model_channels=opts.model_channels).eval()
     if opts.init_from:
         from safetensors.torch import load_file
         weights = load_file(opts.init_from)
