@@ -116,7 +116,7 @@ def make_video(gen: torch.Generator, kind: str | None = None, frames: int = FRAM
 def over_a_scene(video, gen: torch.Generator, size: int = SIZE):
     """The video over a static scene of its own: a colour gradient and a second blob that does not move.
 
-    Why: a lever on appearance leakage (benchmarks/toy/README.md, "Data variety"). On the plain world the image
+    Why: a lever on appearance leakage (benchmarks/toy/README.md, "Levers on the model"). On the plain world the image
     token carries one blob's look and nothing else; with a scene it has more to say than the moving blob's colour,
     as SVD's CLIP embedding does. The scene is added in model space to every frame; `path` and `colour` still
     describe the moving blob. Clamped to what the toy codec can show, so the conditioning sees the video itself.

@@ -88,11 +88,11 @@ def save_fixture(diffusion_model, path=FIXTURE, metadata=None):
 def load_toy_svd(path=FIXTURE, dtype=torch.float32):
     """The trained toy SVD as a ModelPatcher, fp16 weights upcast to `dtype` (CPU runs fp32)."""
     from safetensors import safe_open
-    from safetensors.torch import load_file
-    with safe_open(path, framework="pt") as f:
+    with safe_open(path, framework="pt") as f:  # one read: the weights and the width their metadata names
         config = json.loads((f.metadata() or {}).get("unet_config", "{}"))
+        weights = {name: f.get_tensor(name) for name in f.keys()}
     model = build_toy_model(seed=0, dtype=dtype, model_channels=config.get("model_channels", MODEL_CHANNELS))
-    missing, unexpected = model.diffusion_model.load_state_dict(load_file(path), strict=True)
+    missing, unexpected = model.diffusion_model.load_state_dict(weights, strict=True)
     assert not missing and not unexpected
     return wrap(model)
 

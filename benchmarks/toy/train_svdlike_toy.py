@@ -44,8 +44,7 @@ from train_toy_svd import edm_loss, ema_update  # noqa: E402  (the first toy's t
 
 DEFAULT_STATE = os.path.join(os.path.expanduser("~"), ".cache", "reenact_anything", "train_svdlike", "state.pt")
 SETTINGS = ("steps", "batch", "lr", "warmup", "ema", "seed", "clip_dropout", "image_dropout", "high_sigma_share",
-            "p_mean", "p_std", "init_from", "scene_share",
-            "model_channels")
+            "p_mean", "p_std", "init_from", "scene_share", "model_channels")
 
 
 def parse(argv=None):
