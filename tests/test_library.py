@@ -21,6 +21,7 @@ from reenact_cli.library.manifest import Manifest
 from reenact_cli.library.servers import start_servers, stop_servers
 from reenact_cli.locate import PACK_ROOT
 from reenact_testkit.library_media import write_toy_images, write_toy_references, write_truncated_video
+from reenact_testkit.signals import default_sigint
 
 pytestmark = pytest.mark.full
 
@@ -315,7 +316,8 @@ def test_ctrl_c_then_a_rerun_finishes_the_rest(tmp_path, servers, references, ba
             *learn_argv(lib, servers[:1], references[:4], "--steps", CANCEL_STEPS, "--seed", str(own_seed(backend)),
                         backend=backend)]
     server = ComfyClient(servers[0].url)
-    command = subprocess.Popen(argv, cwd=PACK_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    command = subprocess.Popen(argv, cwd=PACK_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=default_sigint)
     def second_running():
         lines = events(lib) if os.path.exists(lib / "manifest.jsonl") else []
         done = [i for i, e in enumerate(lines) if e["event"] == "done"]

@@ -10,6 +10,7 @@ from PIL import Image
 
 from reenact_cli.locate import PACK_ROOT
 from reenact_testkit.media import decode_all_frames, moving_square_frames, write_target_image, write_video
+from reenact_testkit.signals import default_sigint
 
 pytestmark = pytest.mark.full
 
@@ -233,7 +234,7 @@ def test_ctrl_c_while_the_server_starts_leaves_no_folder_and_no_server(tmp_path)
         [sys.executable, "-m", "reenact_cli.run", "--reference", video, "--image", image, "--start-server", "--cpu",
          "--base-directory", str(base)], cwd=PACK_ROOT, env=dict(os.environ, TMPDIR=str(tmpdir)), text=True,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # a background pytest may ignore SIGINT
+        preexec_fn=default_sigint)
     try:
         wait_until(lambda: [p for p in comfyui_processes(base) if p != process.pid], 120, "a ComfyUI process")
         assert os.listdir(tmpdir), "expected the command's temporary folder while it runs, got none"
