@@ -1,7 +1,7 @@
 from comfy_api.latest import io
 
 from ..reenact_core.errors import ReenactError
-from ..reenact_core.motion_conditioning import positive_and_negative
+from ..reenact_core.motion_conditioning import APPEARANCES, SWAP_LOOK, positive_and_negative
 from .common import CATEGORY, MotionEmbeddingType
 from .schema_features import search_aliases
 from .validation import declared_problem, first_problem
@@ -29,18 +29,25 @@ class ApplyMotionEmbedding(io.ComfyNode):
                 io.Boolean.Input("use_embedding_fps_and_bucket", default=True,
                                  tooltip="Condition on the fps and motion bucket the embedding was trained "
                                          "with, instead of the ones set in SVD_img2vid_Conditioning."),
+                io.Combo.Input("appearance", options=list(APPEARANCES), default=APPEARANCES[0], optional=True,
+                               tooltip="swap to the target's: add (the target's image embedding, from the "
+                                       "conditioning, minus the reference's, kept in the motion file) to every "
+                                       "motion token, so the tokens carry the target's look instead of the "
+                                       "reference's. Needs an embedding made by this version's Inflate CLIP "
+                                       "Embedding. When it helps: the README, \"Motion that stays with the "
+                                       "reference's look\"."),
             ],
             outputs=[io.Conditioning.Output("positive_out", display_name="positive"),
                      io.Conditioning.Output("negative_out", display_name="negative")],
         )
 
     @classmethod
-    def validate_inputs(cls, strength):
-        return first_problem(declared_problem(cls, strength=strength))
+    def validate_inputs(cls, strength, appearance=None):
+        return first_problem(declared_problem(cls, strength=strength, appearance=appearance))
 
     @classmethod
     def execute(cls, positive, negative, motion_embedding, latent, strength,
-                use_embedding_fps_and_bucket) -> io.NodeOutput:
+                use_embedding_fps_and_bucket, appearance=APPEARANCES[0]) -> io.NodeOutput:
         samples = latent["samples"]
         if samples.ndim != 4:
             raise ReenactError(f"expected an SVD video latent (frames, 4, h, w), got shape {tuple(samples.shape)}")
@@ -48,6 +55,14 @@ class ApplyMotionEmbedding(io.ComfyNode):
         if use_embedding_fps_and_bucket:
             meta = motion_embedding.metadata
             overrides = {k: int(meta[k]) for k in ("fps", "motion_bucket_id") if k in meta}
+        reference_image = None
+        if appearance == SWAP_LOOK:
+            reference_image = motion_embedding.reference_image
+            if reference_image is None:
+                raise ReenactError(f"expected a motion embedding that keeps its reference's image embedding for "
+                                   f"appearance '{SWAP_LOOK}', got one made before it was kept (its metadata: "
+                                   f"{motion_embedding.metadata.get('source_video', 'no source named')}); learn it "
+                                   f"again from Inflate CLIP Embedding, or set appearance to '{APPEARANCES[0]}'")
         pos, neg = positive_and_negative(positive, negative, motion_embedding.tokens, samples.shape[0],
-                                         strength, overrides)
+                                         strength, overrides, reference_image)
         return io.NodeOutput(pos, neg)

@@ -42,4 +42,5 @@ class InflateCLIPEmbedding(io.ComfyNode):
         frames = images.shape[0] if images.shape[0] > 1 else frames_if_single_image
         embeds = encode_frames(clip_vision, images)
         tokens = inflate(embeds, frames, tokens_per_frame, init_noise, seed)
-        return io.NodeOutput(MotionEmbedding(tokens, {"steps": 0, "init": "clip", "init_seed": seed}))
+        return io.NodeOutput(MotionEmbedding(tokens, {"steps": 0, "init": "clip", "init_seed": seed},
+                                             reference_image=embeds[0]))

@@ -6,10 +6,11 @@ import comfy.model_management
 import comfy.utils
 from comfy_api.latest import io
 
+from ..reenact_core.appearance import AUGMENT_CHANGES, appearance_copies_for, geometry_problem
 from ..reenact_core.layer_wrappers import CHECKPOINTING_MODES, COMPILE_MODES
 from ..reenact_core.errors import ReenactError
-from ..reenact_core.inversion import (DEFAULTS, LR_SCHEDULES, InversionSettings, RunHooks, RunStats,
-                                      require_matching_frames)
+from ..reenact_core.inversion import (DEFAULTS, LEVER_SETTINGS, LR_SCHEDULES, InversionSettings, RunHooks,
+                                      RunStats, require_matching_frames)
 from ..reenact_core.inversion_job import (FILE_DEFAULTS, NO_RESUME, RunFiles, invert_motion_with_files, load_resume,
                                           run_name_problem)
 from ..reenact_core.loss_plot import loss_curve_image
@@ -67,6 +68,14 @@ def run_outcome(stats: RunStats) -> dict:
     return outcome
 
 
+def loss_terms_problem(*weights) -> str | None:
+    """The loss needs at least one term."""
+    if all(w is not None and w == 0 for w in weights):
+        return ("expected at least one of plain_loss_weight, debiased_loss_weight and frame_difference_loss_weight "
+                "above 0, got all three 0")
+    return None
+
+
 def resume_options() -> list[str]:
     return [NO_RESUME, *list_checkpoints(embeddings_folder())]
 
@@ -102,6 +111,33 @@ class OptimizeMotionEmbedding(io.ComfyNode):
                                step=0.01,
                                tooltip="Noise added to the conditioning frame; use the same value in "
                                        "SVD_img2vid_Conditioning at transfer.", **advanced(io.Float)),
+                io.Int.Input("augment_copies", default=DEFAULTS.augment_copies, min=0, max=64, optional=True,
+                             tooltip="Appearance augmentation: train on this many copies of the reference, each "
+                                     "with one random change of colour and/or zoom and shift applied to every "
+                                     "frame, so the motion does not stay bound to the reference's look. Encoded "
+                                     "once before the first step (a step costs the same). 0 = off. When it helps: "
+                                     "the README, \"Motion that stays with the reference's look\".",
+                             **advanced(io.Int)),
+                io.Float.Input("augment_strength", default=DEFAULTS.augment_strength, min=0.0, max=1.0, step=0.05,
+                               optional=True,
+                               tooltip="How far the copies' look may differ: at 1 a hue turn of up to half a turn, "
+                                       "saturation x0.5-2, brightness x0.8-1.25, contrast x0.67-1.5, one copy in "
+                                       "five grey, zoom x0.67-1.5 and a shift of up to 15% of the side.",
+                               **advanced(io.Float)),
+                io.Combo.Input("augment_changes", options=list(AUGMENT_CHANGES), default=DEFAULTS.augment_changes,
+                               optional=True, tooltip="Which changes the copies get.", **advanced(io.Combo)),
+                io.Float.Input("plain_loss_weight", default=DEFAULTS.plain_loss_weight, min=0.0, max=10.0,
+                               step=0.05, optional=True,
+                               tooltip="Weight of SVD's own denoising loss (0 leaves it out).", **advanced(io.Float)),
+                io.Float.Input("debiased_loss_weight", default=DEFAULTS.debiased_loss_weight, min=0.0, max=10.0,
+                               step=0.05, optional=True,
+                               tooltip="Weight of MotionDirector's appearance-debiased loss: each frame's error "
+                                       "minus that of a random anchor frame, so what all frames share (the look) "
+                                       "counts less than what changes (the motion). 0 = off.", **advanced(io.Float)),
+                io.Float.Input("frame_difference_loss_weight", default=DEFAULTS.frame_difference_loss_weight,
+                               min=0.0, max=10.0, step=0.05, optional=True,
+                               tooltip="Weight of VMC's loss on the differences of consecutive frames. 0 = off.",
+                               **advanced(io.Float)),
                 io.Int.Input("fps", default=DEFAULTS.fps, min=1, max=1024, tooltip="SVD's fps conditioning."),
                 io.Int.Input("motion_bucket_id", default=DEFAULTS.motion_bucket_id, min=1, max=1023),
                 io.Combo.Input("gradient_checkpointing", options=list(CHECKPOINTING_MODES),
@@ -180,9 +216,11 @@ class OptimizeMotionEmbedding(io.ComfyNode):
     def validate_inputs(cls, steps, warmup_steps, learning_rate, sigma_log_mean, sigma_log_std,
                         augmentation_level, weight_decay, gradient_checkpointing, lr_schedule, precision=None,
                         memory_mode=None, compile=None, resume=None, run_name=None, held_out_every=None,
-                        stop_when_learned=None, stop_patience=None, stop_min_improvement=None):
-        """NaN, combo options, a warm-up longer than the run and an unsafe run name (validation.py says why
-        these are the node's); ComfyUI checks every other input."""
+                        stop_when_learned=None, stop_patience=None, stop_min_improvement=None,
+                        augment_strength=None, augment_changes=None, plain_loss_weight=None,
+                        debiased_loss_weight=None, frame_difference_loss_weight=None):
+        """NaN, combo options, a warm-up longer than the run, an unsafe run name and a loss of no terms
+        (validation.py says why these are the node's); ComfyUI checks every other input."""
         return first_problem(
             declared_problem(cls, steps=steps, warmup_steps=warmup_steps, learning_rate=learning_rate,
                              sigma_log_mean=sigma_log_mean, sigma_log_std=sigma_log_std,
@@ -190,7 +228,11 @@ class OptimizeMotionEmbedding(io.ComfyNode):
                              gradient_checkpointing=gradient_checkpointing, lr_schedule=lr_schedule,
                              precision=precision, memory_mode=memory_mode, compile=compile, resume=resume,
                              held_out_every=held_out_every, stop_patience=stop_patience,
-                             stop_min_improvement=stop_min_improvement),
+                             stop_min_improvement=stop_min_improvement, augment_strength=augment_strength,
+                             augment_changes=augment_changes, plain_loss_weight=plain_loss_weight,
+                             debiased_loss_weight=debiased_loss_weight,
+                             frame_difference_loss_weight=frame_difference_loss_weight),
+            loss_terms_problem(plain_loss_weight, debiased_loss_weight, frame_difference_loss_weight),
             at_most_problem("warmup_steps", warmup_steps, "steps", steps),
             compile_problem(gradient_checkpointing, compile or "off") if memory_mode != "low_vram" else None,
             run_name_problem(run_name) if run_name is not None else None,
@@ -200,20 +242,24 @@ class OptimizeMotionEmbedding(io.ComfyNode):
     def execute(cls, model, vae, reference, init_embedding, source_name="", preview_image=None,
                 **inputs) -> io.NodeOutput:
         """`inputs`: the widget values, read as InversionSettings (run_settings) and RunFiles (run_files)."""
-        if problem := size_problem(reference.shape[2], reference.shape[1]):
+        settings = run_settings(inputs)
+        if problem := (size_problem(reference.shape[2], reference.shape[1])
+                       or geometry_problem(reference.shape[2], reference.shape[1], settings.augment_strength,
+                                           settings.augment_changes, settings.augment_copies)):
             raise ReenactError(problem)
         require_svd(model)
         require_vae_for(model, vae)
         require_embedding_fits(model, init_embedding)
         require_matching_frames(init_embedding.frames, reference.shape[0])
         model = non_dynamic(model)  # after the cheap checks: the first delegate of a MODEL is loaded from disk
-        settings, files = run_settings(inputs), run_files(inputs)
+        files = run_files(inputs)
         steps = settings.steps
         fingerprint, reference_fingerprint = model_fingerprint(model), tensor_fingerprint(reference)
         resumed, settings = load_resume(files, settings, fingerprint, reference_fingerprint,
                                         init_embedding.tokens.shape)
         latents, condition_latent = encode_reference(vae, reference, settings.augmentation_level, settings.seed)
         require_latents_fit(model, latents, reference.shape[2], reference.shape[1])
+        copies = appearance_copies_for(vae, reference, settings)
         node_id = cls.hidden.unique_id if cls.hidden else None
         on_preview = None
         if settings.preview_every > 0:
@@ -230,14 +276,16 @@ class OptimizeMotionEmbedding(io.ComfyNode):
         metadata = dict(init_embedding.metadata, fps=settings.fps, motion_bucket_id=settings.motion_bucket_id,
                         augmentation_level=settings.augmentation_level, width=reference.shape[2],
                         height=reference.shape[1], source_video=source_name or "unknown", base_model=fingerprint,
-                        learning_rate=settings.learning_rate, seed=settings.seed)
+                        learning_rate=settings.learning_rate, seed=settings.seed,
+                        **{name: getattr(settings, name) for name in LEVER_SETTINGS})
         stats = RunStats()
         hooks = RunHooks(on_step=on_step, on_preview=on_preview,
                          on_held_out=lambda step, total, loss: loss_events.held_out(step, loss))
         tokens, losses, _ = invert_motion_with_files(
             model, latents, condition_latent, init_embedding.tokens, settings=settings, files=files,
             model_fingerprint=fingerprint, reference_fingerprint=reference_fingerprint, resume=resumed, hooks=hooks,
-            rescue_metadata=metadata, stats=stats)
+            rescue_metadata=metadata, stats=stats, appearance_copies=copies,
+            reference_image=init_embedding.reference_image)
         if stats.preview_seconds:
             logging.info("Reenact Anything: %s", stats.describe_previews())
         if stats.held_out_seconds:

@@ -13,6 +13,7 @@ FORMAT_VERSION = 1
 # intermediate checkpoint loads as an embedding too.
 RUN_CHECKPOINT_FORMAT = "reenact-anything/run-checkpoint"
 TENSOR_KEY = "motion_tokens"
+REFERENCE_IMAGE_KEY = "reference_image_embed"  # optional: the reference's first-frame CLIP image embedding (D,)
 TEXT_FIELDS = {"source_video", "base_model", "init"}
 SHAPE_FIELDS = ("frames", "tokens", "dim")   # written from the tensor for readers of the file; not kept on load
 
@@ -63,8 +64,10 @@ def next_free_path(folder: str, prefix: str) -> str:
 def save_embedding(embedding: MotionEmbedding, folder: str, prefix: str) -> str:
     """Write to a fresh counter-suffixed file and return its path; existing files are never touched."""
     path = next_free_path(folder, prefix)
-    write_reserved(path, {TENSOR_KEY: embedding.tokens.detach().float().cpu().contiguous()},
-                   _metadata_strings(embedding))
+    tensors = {TENSOR_KEY: embedding.tokens.detach().float().cpu().contiguous()}
+    if embedding.reference_image is not None:
+        tensors[REFERENCE_IMAGE_KEY] = embedding.reference_image.detach().float().cpu().contiguous()
+    write_reserved(path, tensors, _metadata_strings(embedding))
     return path
 
 
@@ -82,7 +85,8 @@ def load_embedding(path: str) -> MotionEmbedding:
     tokens = tensors[TENSOR_KEY].float()
     fields = {k: _parse_value(k, v) for k, v in metadata.items() if k not in ("format", "format_version")}
     declared = tuple(fields.pop(k, None) for k in SHAPE_FIELDS)
-    embedding = MotionEmbedding(tokens, fields)
+    reference_image = tensors[REFERENCE_IMAGE_KEY].float() if REFERENCE_IMAGE_KEY in tensors else None
+    embedding = MotionEmbedding(tokens, fields, reference_image)
     if declared != (embedding.frames, embedding.tokens_per_frame, embedding.dim):
         raise ReenactError(f"expected the tensor in {name} to match its metadata (frames, tokens, dim) = "
                            f"{declared}, got {tuple(embedding.tokens.shape)}")

@@ -59,6 +59,16 @@ class InversionSettings:
     fps: int = problem_field(6)
     motion_bucket_id: int = problem_field(127)
     augmentation_level: float = problem_field(0.0)
+    # Levers against a motion bound to the reference's look (benchmarks/toy/README.md, "Levers against a motion bound
+    # to the reference's look"): appearance-changed copies of the reference (appearance.py; 0 copies = off) ...
+    augment_copies: int = problem_field(0)
+    augment_strength: float = problem_field(0.5)
+    augment_changes: str = problem_field("colour and geometry")
+    # ... and the loss's terms (DenoisingObjective.loss): the plain denoising loss, MotionDirector's appearance-
+    # debiased one and VMC's frame differences, each with its weight (0 = left out).
+    plain_loss_weight: float = problem_field(1.0)
+    debiased_loss_weight: float = problem_field(0.0)
+    frame_difference_loss_weight: float = problem_field(0.0)
     checkpointing: str = "blocks"
     precision: str = "auto"
     memory_mode: str = "balanced"
@@ -85,6 +95,9 @@ class InversionSettings:
 
 
 DEFAULTS = InversionSettings()
+# The settings that act against a motion bound to the reference's look; a motion file records them.
+LEVER_SETTINGS = ("augment_copies", "augment_strength", "augment_changes", "plain_loss_weight", "debiased_loss_weight",
+                  "frame_difference_loss_weight")
 
 
 LR_SCHEDULES = ("constant", "cosine")
@@ -100,6 +113,20 @@ def lr_factor(step: int, settings: InversionSettings) -> float:
     return 1.0
 
 
+DEBIAS_BETA = 1.0  # beta of MotionDirector's appearance-debiased latents (arXiv 2310.08465, Eq. 6)
+
+
+def debiased(v: torch.Tensor, anchor: int, beta: float = DEBIAS_BETA) -> torch.Tensor:
+    """phi(v)_f = sqrt(beta^2 + 1) v_f - beta v_a over the frames f of v (F, C, H, W), anchor frame a: what every frame
+    shares with the anchor (its look) is taken out, what differs between frames (the motion) stays."""
+    return math.sqrt(beta ** 2 + 1) * v - beta * v[anchor:anchor + 1]
+
+
+def frame_differences(v: torch.Tensor) -> torch.Tensor:
+    """v_{f+1} - v_f: VMC's motion residuals (arXiv 2312.00845)."""
+    return v[1:] - v[:-1]
+
+
 def edm_loss_weight(sigma: float, sigma_data: float) -> float:
     """lambda(sigma) = (sigma^2 + sigma_data^2) / (sigma * sigma_data)^2 (Karras et al. 2022, Table 1): the
     weight that gives the denoiser's error unit variance at every noise level, as in SVD's training."""
@@ -107,43 +134,70 @@ def edm_loss_weight(sigma: float, sigma_data: float) -> float:
 
 
 class DenoisingObjective:
-    """SVD's denoising loss on one reference video, with everything fixed precomputed."""
+    """SVD's denoising loss on one reference video, with everything fixed precomputed.
 
-    def __init__(self, model_patcher, reference_latents, condition_latent, settings: InversionSettings):
+    Sources: the reference (index 0) and its appearance-changed copies (1..K, appearance.py), each (x0, conditioning
+    latent). Training draws among the copies when there are any; the held-out loss reads the reference.
+    """
+
+    def __init__(self, model_patcher, reference_latents, condition_latent, settings: InversionSettings,
+                 appearance_copies=()):
         self.patcher = model_patcher
         self.model = model_patcher.model
         self.settings = settings
         self.device = model_patcher.load_device
         self.frame_count = reference_latents.shape[0]
-        self.x0 = self.model.process_latent_in(reference_latents.to(self.device, torch.float32))
-        self.condition_latent = condition_latent.to(self.device, torch.float32)
+        self.sources = [(self.model.process_latent_in(latents.to(self.device, torch.float32)),
+                         condition.to(self.device, torch.float32))
+                        for latents, condition in [(reference_latents, condition_latent), *appearance_copies]]
+        self.x0, self.condition_latent = self.sources[0]
+        self.training_sources = list(range(1, len(self.sources))) or [0]
         self.transformer_options = dict(model_patcher.model_options.get("transformer_options", {}))
 
-    def model_conds(self, tokens: torch.Tensor) -> dict:
-        """apply_model's conditioning keyword arguments carrying `tokens`, built by the same transform
+    def model_conds(self, tokens: torch.Tensor, source: int = 0) -> dict:
+        """apply_model's conditioning keyword arguments carrying `tokens` for one source, built by the same transform
         ApplyMotionEmbedding uses (so inversion and transfer condition the UNet identically)."""
         s = self.settings
-        base = svd_base_conditioning(self.condition_latent, tokens.shape[-1], s.fps, s.motion_bucket_id,
+        x0, condition_latent = self.sources[source]
+        base = svd_base_conditioning(condition_latent, tokens.shape[-1], s.fps, s.motion_bucket_id,
                                      s.augmentation_level)
         conds = convert_cond(conditioning_with_motion(base, self.frame_count, tokens))
-        conds = comfy.samplers.encode_model_conds(self.model.extra_conds, conds, self.x0, self.device,
-                                                  "positive")
+        conds = comfy.samplers.encode_model_conds(self.model.extra_conds, conds, x0, self.device, "positive")
         return dict(conds[0]["model_conds"])
 
-    def denoise(self, model_conds: dict, sigma: float, noise: torch.Tensor) -> torch.Tensor:
-        """D(x0 + sigma * noise; sigma), the model's denoised latents, in fp32."""
+    def denoise(self, model_conds: dict, sigma: float, noise: torch.Tensor, source: int = 0) -> torch.Tensor:
+        """D(x0 + sigma * noise; sigma), the model's denoised latents of one source, in fp32."""
         sampling = self.model.model_sampling
         sigmas = torch.full((self.frame_count,), sigma, device=self.device, dtype=torch.float32)
         kwargs = {k: c.process_cond(batch_size=self.frame_count, area=None, device=self.device).cond
                   for k, c in model_conds.items()}
-        noised = sampling.noise_scaling(sigmas.view(-1, 1, 1, 1), noise.to(self.device), self.x0)
+        noised = sampling.noise_scaling(sigmas.view(-1, 1, 1, 1), noise.to(self.device), self.sources[source][0])
         return self.model.apply_model(noised, sigmas, transformer_options=dict(self.transformer_options),
                                       **kwargs).float()
 
-    def loss(self, model_conds: dict, sigma: float, noise: torch.Tensor) -> torch.Tensor:
-        """lambda(sigma) * mean |D(x; sigma) - x0|^2."""
-        sigma_data = float(self.model.model_sampling.sigma_data)
-        return edm_loss_weight(sigma, sigma_data) * torch.mean((self.denoise(model_conds, sigma, noise) - self.x0) ** 2)
+    def loss(self, model_conds: dict, sigma: float, noise: torch.Tensor, source: int = 0,
+             anchor: int = 0) -> torch.Tensor:
+        """lambda(sigma) * (w_plain mean|e|^2 + w_debiased mean|phi(e)|^2 + w_diff mean|e_{f+1} - e_f|^2), with
+        e = D(x; sigma) - x0 and phi the debiasing at the anchor frame (phi and differences are linear, so
+        phi(D) - phi(x0) = phi(e)); the settings' weights, a term of weight 0 left out."""
+        s = self.settings
+        error = self.denoise(model_conds, sigma, noise, source) - self.sources[source][0]
+        total = 0.0
+        if s.plain_loss_weight:
+            total = total + s.plain_loss_weight * torch.mean(error ** 2)
+        if s.debiased_loss_weight:
+            total = total + s.debiased_loss_weight * torch.mean(debiased(error, anchor) ** 2)
+        if s.frame_difference_loss_weight:
+            total = total + s.frame_difference_loss_weight * torch.mean(frame_differences(error) ** 2)
+        return edm_loss_weight(sigma, float(self.model.model_sampling.sigma_data)) * total
+
+
+def draw_source_and_anchor(generator: torch.Generator, sources: list, frames: int, settings: InversionSettings):
+    """Which appearance copy a step trains on and the debiased loss's anchor frame, each drawn only when it is a
+    choice (so a run without these levers draws exactly what it drew before they existed)."""
+    source = sources[int(torch.randint(len(sources), (), generator=generator))] if len(sources) > 1 else sources[0]
+    anchor = int(torch.randint(frames, (), generator=generator)) if settings.debiased_loss_weight else 0
+    return source, anchor
 
 
 def draw_sigma_and_noise(generator: torch.Generator, shape, settings: InversionSettings, model_sampling):
@@ -288,10 +342,11 @@ def _optimisation_step(objective: DenoisingObjective, model_conds, tokens, optim
     lr = settings.learning_rate * lr_factor(step, settings)
     for group in optimizer.param_groups:
         group["lr"] = lr
+    source, anchor = draw_source_and_anchor(generator, objective.training_sources, objective.frame_count, settings)
     sigma, noise = draw_sigma_and_noise(generator, objective.x0.shape, settings, objective.model.model_sampling)
     on_cuda = torch.device(objective.device).type == "cuda"
     with torch.autograd.graph.save_on_cpu(pin_memory=on_cuda) if plan.offload_to_cpu else contextlib.nullcontext():
-        loss = objective.loss(model_conds, sigma, noise)
+        loss = objective.loss(model_conds[source], sigma, noise, source, anchor)
     if not torch.isfinite(loss):
         raise NonFiniteLoss(_non_finite_message("loss", step + 1, sigma, plan.dtype, lr),
                             tokens.detach().cpu().clone(), step, losses)
@@ -315,14 +370,16 @@ def segment_ends(first: int, steps: int, *every: int) -> list[int]:
 
 def invert_motion(model_patcher, reference_latents, condition_latent, init_tokens, *, settings: InversionSettings,
                   hooks: RunHooks = RunHooks(), resume: RunState | None = None, save_every: int = 0,
-                  stats: RunStats | None = None):
+                  stats: RunStats | None = None, appearance_copies=()):
     """Optimise motion tokens (F+1, N, D) so the frozen SVD denoises the reference video.
 
     Returns (tokens on CPU in fp32, per-step losses). The MODEL's outputs are unchanged afterwards,
     whether the run ends, raises or is cancelled (any hook may raise to cancel).
     `resume` continues a run from its saved state, bit for bit on a CPU; `hooks.on_checkpoint` gets the
     state every `save_every` steps (0 = never). A non-finite loss raises NonFiniteLoss with the last
-    tokens whose loss was finite. `stats`, when given, gets the step times, the compile report, the held-out
+    tokens whose loss was finite. `appearance_copies`, [(latents, conditioning latent)] of the reference changed in
+    look (appearance.encode_appearance_copies), are what the steps train on when given; the held-out loss reads the
+    reference itself. `stats`, when given, gets the step times, the compile report, the held-out
     losses and where a stop rule ended the run.
     Between steps, with the MODEL as the user has it (the run's layer wrappers and compute dtype are taken off and
     put back after, so ComfyUI may even unload the UNet meanwhile):
@@ -340,7 +397,7 @@ def invert_motion(model_patcher, reference_latents, condition_latent, init_token
     if plan.free_other_models:
         free_other_models(model_patcher)
     comfy.model_management.load_models_gpu([model_patcher])
-    objective = DenoisingObjective(model_patcher, reference_latents, condition_latent, settings)
+    objective = DenoisingObjective(model_patcher, reference_latents, condition_latent, settings, appearance_copies)
     generator = torch.Generator().manual_seed(settings.seed)
     stop_rule = settings.stop_rule()
     # A run shorter than one period gets no held-out loss: its start and end evaluations would cost more than it.
@@ -380,7 +437,7 @@ def invert_motion(model_patcher, reference_latents, condition_latent, init_token
             comfy.model_management.load_models_gpu([model_patcher])  # a preview's VAE decode may have unloaded it
             with changed_for_run(objective.model, plan) as compile_report:
                 compile_reports.append(compile_report)
-                model_conds = objective.model_conds(tokens)
+                model_conds = {i: objective.model_conds(tokens, i) for i in objective.training_sources}
                 for step in range(done, end):
                     started = time.perf_counter()
                     losses.append(_optimisation_step(objective, model_conds, tokens, optimizer, scaler, generator,

@@ -70,9 +70,11 @@ def load_resume(files: RunFiles, settings: InversionSettings, model_fingerprint:
 def invert_motion_with_files(model_patcher, reference_latents, condition_latent, init_tokens, *,
                              settings: InversionSettings, files: RunFiles, model_fingerprint: str,
                              reference_fingerprint: str, resume: Resume | None = None, hooks: RunHooks = RunHooks(),
-                             rescue_metadata: dict | None = None, stats: RunStats | None = None):
+                             rescue_metadata: dict | None = None, stats: RunStats | None = None,
+                             appearance_copies=(), reference_image=None):
     """invert_motion plus checkpoint files and the overflow rescue; returns (tokens, losses, run folder or None).
-    `hooks` (its on_checkpoint is this function's) and `stats` go to invert_motion."""
+    `hooks` (its on_checkpoint is this function's), `stats` and `appearance_copies` go to invert_motion;
+    `reference_image` goes into a rescued embedding, as into the finished one."""
     run_folder = None
     header = run_header(settings, model_fingerprint, reference_fingerprint, files.run_name,
                         resume.name if resume else None)
@@ -87,12 +89,12 @@ def invert_motion_with_files(model_patcher, reference_latents, condition_latent,
         tokens, losses = invert_motion(model_patcher, reference_latents, condition_latent, init_tokens,
                                        settings=settings, hooks=dataclasses.replace(hooks, on_checkpoint=on_checkpoint),
                                        resume=resume.state if resume else None, save_every=files.save_every,
-                                       stats=stats)
+                                       stats=stats, appearance_copies=appearance_copies)
     except NonFiniteLoss as e:
         meta = dict(rescue_metadata or {})
         meta.update(steps=int(meta.get("steps", 0)) + e.good_steps, rescued="non-finite loss",
                     final_loss=e.losses[-1] if e.losses else None)
-        path = save_embedding(MotionEmbedding(e.last_good_tokens, meta), files.embeddings_folder,
+        path = save_embedding(MotionEmbedding(e.last_good_tokens, meta, reference_image), files.embeddings_folder,
                               f"{RESCUE_SUBFOLDER}/{files.run_name}")
         name = os.path.relpath(path, files.embeddings_folder).replace(os.sep, "/")
         raise ReenactError(f"{e}. The last good embedding (after {e.good_steps} of {settings.steps} steps) is "

@@ -26,13 +26,27 @@ def resample_frames(spatial: torch.Tensor, frames: int) -> torch.Tensor:
     return out.squeeze(0).t().reshape(frames, n, d)
 
 
-def motion_tokens(tokens: torch.Tensor, base_token: torch.Tensor, frames: int, strength: float):
+SWAP_LOOK = "swap to the target's"
+APPEARANCES = ("as learned", SWAP_LOOK)  # Apply Motion Embedding's `appearance`
+
+
+def look_shift(target_token: torch.Tensor, reference_image: torch.Tensor) -> torch.Tensor:
+    """The target's image embedding minus the reference's, (D,): added to every learned token, it swaps the reference's
+    look for the target's by token arithmetic (the look swap at transfer; benchmarks/toy/README.md measures it)."""
+    return target_token.reshape(-1) - reference_image.reshape(-1).to(target_token)
+
+
+def motion_tokens(tokens: torch.Tensor, base_token: torch.Tensor, frames: int, strength: float,
+                  shift: torch.Tensor | None = None):
     """Spatial (frames, N, D) and temporal (1, N, D) tokens for one conditioning entry.
 
-    strength blends from the entry's own pooled token (0: plain SVD, since N equal keys attend
-    like one) to the motion tokens (1); values above 1 extrapolate.
+    `shift` (D,), when given, is added to every token first (look_shift). strength blends from the entry's own
+    pooled token (0: plain SVD, since N equal keys attend like one) to the motion tokens (1); values above 1
+    extrapolate.
     """
     spatial, temporal = split_tokens(tokens)
+    if shift is not None:
+        spatial, temporal = spatial + shift.to(tokens), temporal + shift.to(tokens)
     spatial = resample_frames(spatial, frames)
     if strength != 1.0:
         base = base_token.reshape(1, 1, -1).to(tokens)
@@ -49,11 +63,12 @@ def _require_svd_entry(entry, index):
 
 
 def conditioning_with_motion(conditioning, frames: int, tokens=None, token_count: int = 1,
-                             strength: float = 1.0, overrides: dict | None = None):
+                             strength: float = 1.0, overrides: dict | None = None, reference_image=None):
     """Return new SVD conditioning whose entries carry motion tokens; the input is not changed.
 
     tokens None gives each entry's own pooled token broadcast to (frames, token_count, D), which
-    is what the negative needs so that cond and uncond batch together.
+    is what the negative needs so that cond and uncond batch together. `reference_image` (D,), when given, swaps
+    the reference's look for each entry's own (its pooled token is the target's image embedding): look_shift.
     """
     out = []
     for i, entry in enumerate(conditioning):
@@ -67,7 +82,8 @@ def conditioning_with_motion(conditioning, frames: int, tokens=None, token_count
             if pooled.shape[-1] != tokens.shape[-1]:
                 raise ReenactError(f"expected a motion embedding of dim {pooled.shape[-1]} to match the "
                                    f"conditioning's CLIP vision dim, got dim {tokens.shape[-1]}")
-            spatial, temporal = motion_tokens(tokens, pooled[0, 0], frames, strength)
+            shift = None if reference_image is None else look_shift(pooled[0, 0], reference_image)
+            spatial, temporal = motion_tokens(tokens, pooled[0, 0], frames, strength, shift)
         options["time_conditioning"] = temporal
         options.update(overrides or {})
         out.append([spatial, options])
@@ -84,8 +100,10 @@ def svd_base_conditioning(concat_latent: torch.Tensor, token_dim: int, fps: int,
               "concat_latent_image": concat_latent}]]
 
 
-def positive_and_negative(positive, negative, tokens, frames, strength=1.0, overrides=None):
-    """Positive gets the motion; negative gets its own token in the same shape."""
-    pos = conditioning_with_motion(positive, frames, tokens, strength=strength, overrides=overrides)
+def positive_and_negative(positive, negative, tokens, frames, strength=1.0, overrides=None, reference_image=None):
+    """Positive gets the motion (with the look swapped when `reference_image` is given); negative gets its own
+    token in the same shape."""
+    pos = conditioning_with_motion(positive, frames, tokens, strength=strength, overrides=overrides,
+                                   reference_image=reference_image)
     neg = conditioning_with_motion(negative, frames, None, token_count=tokens.shape[1], overrides=overrides)
     return pos, neg

@@ -2,7 +2,9 @@
 
 Slot f < F holds the N tokens frame f's spatial cross-attention sees; slot F holds the N tokens
 the temporal blocks see, shared by all frames (README, "How it works inside ComfyUI"). `split_tokens`
-is the one place that layout is read.
+is the one place that layout is read. `reference_image` is the reference's first-frame CLIP image embedding (D,),
+kept so that transfer can swap the reference's look for the target's (motion_conditioning.look_shift); embeddings
+made before it existed have none.
 """
 from dataclasses import dataclass, field
 
@@ -21,6 +23,7 @@ def split_tokens(tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 class MotionEmbedding:
     tokens: torch.Tensor
     metadata: dict = field(default_factory=dict)
+    reference_image: torch.Tensor | None = None
 
     def __post_init__(self):
         t = self.tokens
@@ -30,6 +33,11 @@ class MotionEmbedding:
                                f"one frame, got {shape}")
         if not torch.isfinite(t).all():
             raise ReenactError("motion tokens contain NaN or infinite values")
+        r = self.reference_image
+        if r is not None and (not isinstance(r, torch.Tensor) or tuple(r.shape) != (t.shape[2],)):
+            shape = tuple(r.shape) if isinstance(r, torch.Tensor) else type(r).__name__
+            raise ReenactError(f"expected the reference's image embedding of shape ({t.shape[2]},) to match the "
+                               f"tokens' dim, got {shape}")
 
     @property
     def frames(self) -> int:
@@ -47,7 +55,7 @@ class MotionEmbedding:
         """New tokens (or the same) with metadata updated; positional tokens, so any metadata key is allowed."""
         merged = dict(self.metadata)
         merged.update(metadata)
-        return MotionEmbedding(self.tokens if tokens is None else tokens, merged)
+        return MotionEmbedding(self.tokens if tokens is None else tokens, merged, self.reference_image)
 
     def __repr__(self):
         return (f"MotionEmbedding(frames={self.frames}, tokens={self.tokens_per_frame}, "

@@ -21,6 +21,7 @@ the learned motion bound to the reference's look?
 """
 import torch
 
+from reenact_core.appearance import appearance_copies_for
 from reenact_core.clip_init import encode_frames, inflate
 from reenact_core.inversion import invert_motion
 from reenact_toy import svdlike_toy, svdlike_world, toy_codec, toy_world
@@ -107,7 +108,7 @@ def method_tokens(patcher, clip_vision, case, method, n, settings, init="clip"):
         return None, []
     init = initial_tokens(clip_vision, case, n, settings.seed, init)
     if method == "per_frame":
-        return invert_motion(patcher, ref, ref[:1], init, settings=settings)
+        return invert(patcher, case, init, settings)
     if method == "shared":
         return invert_tied(patcher, ref, settings, [init[:1, :1]], lambda p: p[0].expand(frames + 1, 1, -1))
     if method == "temporal":
@@ -117,20 +118,35 @@ def method_tokens(patcher, clip_vision, case, method, n, settings, init="clip"):
     raise ValueError(f"expected a method in plain, oracle, per_frame, shared or temporal, got {method!r}")
 
 
+def invert(patcher, case, init, settings, stats=None):
+    """invert_motion on the case's reference as Optimize Motion Embedding runs it, appearance copies included (made
+    from the reference's frames and encoded by the toy's VAE, through the node's own function)."""
+    ref = case.reference.latents
+    copies = appearance_copies_for(toy_codec.make_toy_vae(), toy_codec.latents_to_pixels(ref), settings)
+    return invert_motion(patcher, ref, ref[:1], init, settings=settings, stats=stats, appearance_copies=copies)
+
+
 def _with_case(settings, case):
     from dataclasses import replace
     return replace(settings, fps=case.fps, motion_bucket_id=case.bucket)
 
 
-def transfer(patcher, clip_vision, case, tokens, seed, temporal_only=False):
+def reference_image(clip_vision, case):
+    """The reference's first-frame image embedding (D,), as Inflate CLIP Embedding keeps it in the motion file."""
+    return _embeds(clip_vision, case.reference.latents[:1])[0]
+
+
+def transfer(patcher, clip_vision, case, tokens, seed, temporal_only=False, swap_look=False):
     """Sample the target with `tokens` (None: plain) and score it. temporal_only: the frame slots get the target's
-    own image token, as plain SVD's, and only the temporal slot comes from `tokens`."""
+    own image token, as plain SVD's, and only the temporal slot comes from `tokens`. swap_look: Apply Motion
+    Embedding's look swap (the reference's image embedding swapped for the target's)."""
     if temporal_only:
         image = toy_codec.latents_to_pixels(case.target.latents[:1])
         pooled, _ = svdlike_toy.first_frame_conditioning(clip_vision, image, torch.zeros(1))
         tokens = torch.cat([pooled.expand(tokens.shape[0] - 1, 1, -1), tokens[-1:]])
     sampled = svdlike_toy.sample_video(patcher, clip_vision, case.target.latents[:1], tokens, seed, fps=case.fps,
-                                       motion_bucket_id=case.bucket)
+                                       motion_bucket_id=case.bucket,
+                                       reference_image=reference_image(clip_vision, case) if swap_look else None)
     return score(sampled, case)
 
 

@@ -1,0 +1,127 @@
+"""Appearance augmentation for inversion: copies of the reference that move alike and look different.
+
+Why: tokens learned on one look can bind the motion to that look, so the motion does not carry to a subject that looks
+otherwise (benchmarks/toy/README.md, "Levers against a motion bound to the reference's look"). Each copy gets one
+random change, applied alike to every frame, and its conditioning frame is that copy's changed frame 0: the motion is
+the same in every copy, only the look differs, so the tokens cannot lean on the look. The changes are colour (hue,
+saturation, brightness, contrast, grey) and geometry that keeps relative motion (one zoom and one shift for the whole
+clip). They are made in pixel space, before the VAE, as a user's video is encoded; the copies are encoded once, before
+the first step, so a step costs what it costs without them.
+
+The draws come from a generator seeded by the run's seed alone, so a resumed run (which keeps its checkpoint's seed)
+makes the same copies; which copy a step uses is drawn from the run's own generator, whose state the checkpoint holds.
+"""
+import math
+from dataclasses import dataclass
+
+import torch
+import torchvision.transforms.functional as TF
+
+from .errors import ReenactError
+from .svd_latents import encode_reference
+
+AUGMENT_CHANGES = ("colour and geometry", "colour", "geometry")
+AUGMENT_SEED_OFFSET = 0xA5E7  # the copies' generator: the run's seed plus this, apart from training's and held-out's
+# The widest change of each kind at strength 1; a strength s scales each range (zoom and factors in log space).
+MAX_HUE_TURN = 0.5  # a hue rotation of up to half a turn either way
+MAX_LOG_SATURATION = math.log(2.0)
+MAX_LOG_BRIGHTNESS = math.log(1.25)
+MAX_LOG_CONTRAST = math.log(1.5)
+MAX_GREY_CHANCE = 0.2  # the chance that a copy is made grey
+MAX_LOG_ZOOM = math.log(1.5)  # zoom in or out by up to 1.5x about the centre
+MAX_SHIFT = 0.15  # a shift of up to this share of the side, on each axis
+MIN_LATENT_SIDE = 8  # what a zoomed-out copy must keep of each side, in latent pixels: SVD's UNet halves it 3 times
+LATENT_PIXELS = 8  # pixels per latent pixel (SVD's VAE)
+
+
+@dataclass(frozen=True)
+class AppearanceChange:
+    """One copy's change: colour factors (1 = unchanged), a hue rotation in turns, grey or not, and a zoom about the
+    centre with a shift given as shares of the width and height (positive: right and down)."""
+    hue: float = 0.0
+    saturation: float = 1.0
+    brightness: float = 1.0
+    contrast: float = 1.0
+    grey: bool = False
+    zoom: float = 1.0
+    shift_x: float = 0.0
+    shift_y: float = 0.0
+
+
+def draw_changes(count: int, strength: float, changes: str, seed: int) -> list[AppearanceChange]:
+    """`count` changes of `strength` (0 to 1) of the kinds `changes` names (AUGMENT_CHANGES); every copy draws the
+    same numbers whatever `changes` keeps, so a colour-only run's colours are those of the combined run's copies."""
+    if changes not in AUGMENT_CHANGES:
+        raise ReenactError(f"expected augment_changes in {', '.join(AUGMENT_CHANGES)}, got {changes!r}")
+    generator = torch.Generator().manual_seed((seed + AUGMENT_SEED_OFFSET) % 2 ** 64)
+    colour, geometry = changes != "geometry", changes != "colour"
+    out = []
+    for _ in range(count):
+        u = (torch.rand(8, generator=generator) * 2 - 1).tolist()  # eight uniform draws in [-1, 1]
+        grey = (u[4] + 1) / 2 < MAX_GREY_CHANCE * strength
+        out.append(AppearanceChange(
+            **(dict(hue=u[0] * MAX_HUE_TURN * strength, saturation=math.exp(u[1] * MAX_LOG_SATURATION * strength),
+                    brightness=math.exp(u[2] * MAX_LOG_BRIGHTNESS * strength),
+                    contrast=math.exp(u[3] * MAX_LOG_CONTRAST * strength), grey=grey) if colour else {}),
+            **(dict(zoom=math.exp(u[5] * MAX_LOG_ZOOM * strength), shift_x=u[6] * MAX_SHIFT * strength,
+                    shift_y=u[7] * MAX_SHIFT * strength) if geometry else {})))
+    return out
+
+
+def _zoom_and_shift(images: torch.Tensor, change: AppearanceChange) -> torch.Tensor:
+    """(F, 3, H, W) zoomed by `zoom` about the centre, then shifted; what comes in at the edges repeats the edge."""
+    if change.zoom == 1.0 and change.shift_x == 0.0 and change.shift_y == 0.0:
+        return images
+    # affine_grid maps each output position to the input position it reads, in [-1, 1] coordinates (2 = the side).
+    theta = torch.tensor([[1 / change.zoom, 0.0, -2 * change.shift_x / change.zoom],
+                          [0.0, 1 / change.zoom, -2 * change.shift_y / change.zoom]], dtype=images.dtype)
+    grid = torch.nn.functional.affine_grid(theta.expand(images.shape[0], 2, 3), list(images.shape),
+                                           align_corners=False)
+    return torch.nn.functional.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+def apply_change(frames: torch.Tensor, change: AppearanceChange) -> torch.Tensor:
+    """IMAGE frames (F, H, W, 3) in [0, 1] with one change applied alike to every frame; a new tensor."""
+    images = _zoom_and_shift(frames[..., :3].movedim(-1, 1).float(), change)
+    if change.grey:
+        images = TF.rgb_to_grayscale(images, num_output_channels=3)
+    elif change.saturation != 1.0:
+        images = TF.adjust_saturation(images, change.saturation)
+    if change.hue != 0.0 and not change.grey:
+        images = TF.adjust_hue(images, change.hue)
+    if change.brightness != 1.0:
+        images = TF.adjust_brightness(images, change.brightness)
+    if change.contrast != 1.0:
+        # torchvision's contrast mixes each frame with its own mean grey; one factor for the clip keeps frames alike
+        images = TF.adjust_contrast(images, change.contrast)
+    return images.clamp(0, 1).movedim(1, -1).contiguous()
+
+
+def geometry_problem(width: int, height: int, strength: float, changes: str, copies: int) -> str | None:
+    """A zoomed-out copy must keep MIN_LATENT_SIDE latent pixels of each side, or SVD's UNet has nothing to halve."""
+    if copies <= 0 or changes == "colour" or strength <= 0:
+        return None
+    widest = math.exp(MAX_LOG_ZOOM * strength)
+    needed = math.ceil(MIN_LATENT_SIDE * LATENT_PIXELS * widest)
+    if min(width, height) < needed:
+        return (f"expected a reference of at least {needed} px on its shorter side for geometry augmentation at "
+                f"augment_strength {strength:g} (a copy may be zoomed out {widest:.2f}x and must keep "
+                f"{MIN_LATENT_SIDE * LATENT_PIXELS} px), got {width}x{height}; lower augment_strength or set "
+                f"augment_changes to colour")
+    return None
+
+
+def encode_appearance_copies(vae, frames: torch.Tensor, copies: int, strength: float, changes: str, seed: int,
+                             augmentation_level: float = 0.0) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """(latents, conditioning latent) of each changed copy, encoded one copy at a time (one copy's pixels in memory)."""
+    return [encode_reference(vae, apply_change(frames, change), augmentation_level, seed)
+            for change in draw_changes(copies, strength, changes, seed)]
+
+
+def appearance_copies_for(vae, frames: torch.Tensor, settings) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """The copies an inversion with `settings` (InversionSettings) trains on; [] when augmentation is off. What
+    Optimize Motion Embedding and the SVD-like benchmark both call."""
+    if settings.augment_copies <= 0:
+        return []
+    return encode_appearance_copies(vae, frames, settings.augment_copies, settings.augment_strength,
+                                    settings.augment_changes, settings.seed, settings.augmentation_level)
