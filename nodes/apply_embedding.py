@@ -1,10 +1,24 @@
 from comfy_api.latest import io
 
 from ..reenact_core.errors import ReenactError
-from ..reenact_core.motion_conditioning import APPEARANCES, SWAP_LOOK, positive_and_negative
+from ..reenact_core.motion_conditioning import APPEARANCES, SWAP_LOOK, Look, positive_and_negative
 from .common import CATEGORY, MotionEmbeddingType
 from .schema_features import search_aliases
 from .validation import declared_problem, first_problem
+
+
+def look_of(embedding, appearance: str) -> Look | None:
+    """How the conditioning handles the reference's look: the swap asked for, and the slot the embedding was learned
+    with (its metadata says); both need the reference's image embedding from the motion file."""
+    swap, slot = appearance == SWAP_LOOK, bool(embedding.metadata.get("appearance_slot"))
+    if not (swap or slot):
+        return None
+    if embedding.reference_image is None:
+        raise ReenactError(f"expected a motion embedding that keeps its reference's image embedding for appearance "
+                           f"'{appearance}', got one made before it was kept (source: "
+                           f"{embedding.metadata.get('source_video', 'not named')}); learn it again from Inflate CLIP "
+                           f"Embedding, or set appearance to '{APPEARANCES[0]}'")
+    return Look(embedding.reference_image, swap=swap, slot=slot)
 
 
 class ApplyMotionEmbedding(io.ComfyNode):
@@ -30,12 +44,12 @@ class ApplyMotionEmbedding(io.ComfyNode):
                                  tooltip="Condition on the fps and motion bucket the embedding was trained "
                                          "with, instead of the ones set in SVD_img2vid_Conditioning."),
                 io.Combo.Input("appearance", options=list(APPEARANCES), default=APPEARANCES[0], optional=True,
-                               tooltip="swap to the target's: add (the target's image embedding, from the "
-                                       "conditioning, minus the reference's, kept in the motion file) to every "
-                                       "motion token, so the tokens carry the target's look instead of the "
-                                       "reference's. Needs an embedding made by this version's Inflate CLIP "
-                                       "Embedding. When it helps: the README, \"Motion that stays with the "
-                                       "reference's look\"."),
+                               tooltip="swap to the target's: put the target's look (its image embedding, from "
+                                       "the conditioning) in the reference's place (kept in the motion file): in "
+                                       "the appearance slot of an embedding learned with one, else added to every "
+                                       "motion token as the target's minus the reference's. Needs an embedding "
+                                       "made by this version's Inflate CLIP Embedding. When it helps: the README, "
+                                       "\"Motion that stays with the reference's look\"."),
             ],
             outputs=[io.Conditioning.Output("positive_out", display_name="positive"),
                      io.Conditioning.Output("negative_out", display_name="negative")],
@@ -55,14 +69,6 @@ class ApplyMotionEmbedding(io.ComfyNode):
         if use_embedding_fps_and_bucket:
             meta = motion_embedding.metadata
             overrides = {k: int(meta[k]) for k in ("fps", "motion_bucket_id") if k in meta}
-        reference_image = None
-        if appearance == SWAP_LOOK:
-            reference_image = motion_embedding.reference_image
-            if reference_image is None:
-                raise ReenactError(f"expected a motion embedding that keeps its reference's image embedding for "
-                                   f"appearance '{SWAP_LOOK}', got one made before it was kept (its metadata: "
-                                   f"{motion_embedding.metadata.get('source_video', 'no source named')}); learn it "
-                                   f"again from Inflate CLIP Embedding, or set appearance to '{APPEARANCES[0]}'")
         pos, neg = positive_and_negative(positive, negative, motion_embedding.tokens, samples.shape[0],
-                                         strength, overrides, reference_image)
+                                         strength, overrides, look_of(motion_embedding, appearance))
         return io.NodeOutput(pos, neg)

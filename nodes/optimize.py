@@ -10,7 +10,7 @@ from ..reenact_core.appearance import AUGMENT_CHANGES, appearance_copies_for, ge
 from ..reenact_core.layer_wrappers import CHECKPOINTING_MODES, COMPILE_MODES
 from ..reenact_core.errors import ReenactError
 from ..reenact_core.inversion import (DEFAULTS, LEVER_SETTINGS, LR_SCHEDULES, InversionSettings, RunHooks,
-                                      RunStats, require_matching_frames)
+                                      RunStats, require_matching_frames, require_reference_image)
 from ..reenact_core.inversion_job import (FILE_DEFAULTS, NO_RESUME, RunFiles, invert_motion_with_files, load_resume,
                                           run_name_problem)
 from ..reenact_core.loss_plot import loss_curve_image
@@ -138,6 +138,12 @@ class OptimizeMotionEmbedding(io.ComfyNode):
                                min=0.0, max=10.0, step=0.05, optional=True,
                                tooltip="Weight of VMC's loss on the differences of consecutive frames. 0 = off.",
                                **advanced(io.Float)),
+                io.Boolean.Input("appearance_slot", default=DEFAULTS.appearance_slot, optional=True,
+                                 tooltip="Learn beside one frozen token holding the reference's image embedding in "
+                                         "every slot, so that the look has a channel of its own; Apply Motion "
+                                         "Embedding puts the target's there with appearance 'swap to the "
+                                         "target's'. Needs an init_embedding from Inflate CLIP Embedding.",
+                                 **advanced(io.Boolean)),
                 io.Int.Input("fps", default=DEFAULTS.fps, min=1, max=1024, tooltip="SVD's fps conditioning."),
                 io.Int.Input("motion_bucket_id", default=DEFAULTS.motion_bucket_id, min=1, max=1023),
                 io.Combo.Input("gradient_checkpointing", options=list(CHECKPOINTING_MODES),
@@ -251,6 +257,8 @@ class OptimizeMotionEmbedding(io.ComfyNode):
         require_vae_for(model, vae)
         require_embedding_fits(model, init_embedding)
         require_matching_frames(init_embedding.frames, reference.shape[0])
+        if settings.appearance_slot:
+            require_reference_image(init_embedding.reference_image)
         model = non_dynamic(model)  # after the cheap checks: the first delegate of a MODEL is loaded from disk
         files = run_files(inputs)
         steps = settings.steps

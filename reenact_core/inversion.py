@@ -31,7 +31,7 @@ from .compiled_layers import CompileReport
 from .errors import ReenactError
 from .held_out import StopRule, held_out_draws, held_out_loss
 from .memory_mode import free_other_models, plan_run
-from .motion_conditioning import conditioning_with_motion, svd_base_conditioning
+from .motion_conditioning import Look, conditioning_with_motion, svd_base_conditioning
 from .precision import loss_scaler
 from .run_changes import changed_for_run
 
@@ -69,6 +69,9 @@ class InversionSettings:
     plain_loss_weight: float = problem_field(1.0)
     debiased_loss_weight: float = problem_field(0.0)
     frame_difference_loss_weight: float = problem_field(0.0)
+    # An appearance slot: the reference's image embedding as one frozen token beside the N learned ones in every slot,
+    # which transfer fills with the target's (motion_conditioning.Look; needs the init embedding's reference_image).
+    appearance_slot: bool = problem_field(False)
     checkpointing: str = "blocks"
     precision: str = "auto"
     memory_mode: str = "balanced"
@@ -97,7 +100,7 @@ class InversionSettings:
 DEFAULTS = InversionSettings()
 # The settings that act against a motion bound to the reference's look; a motion file records them.
 LEVER_SETTINGS = ("augment_copies", "augment_strength", "augment_changes", "plain_loss_weight", "debiased_loss_weight",
-                  "frame_difference_loss_weight")
+                  "frame_difference_loss_weight", "appearance_slot")
 
 
 LR_SCHEDULES = ("constant", "cosine")
@@ -141,7 +144,7 @@ class DenoisingObjective:
     """
 
     def __init__(self, model_patcher, reference_latents, condition_latent, settings: InversionSettings,
-                 appearance_copies=()):
+                 appearance_copies=(), reference_image=None):
         self.patcher = model_patcher
         self.model = model_patcher.model
         self.settings = settings
@@ -153,6 +156,10 @@ class DenoisingObjective:
         self.x0, self.condition_latent = self.sources[0]
         self.training_sources = list(range(1, len(self.sources))) or [0]
         self.transformer_options = dict(model_patcher.model_options.get("transformer_options", {}))
+        self.look = None
+        if settings.appearance_slot:
+            require_reference_image(reference_image)
+            self.look = Look(reference_image.to(self.device, torch.float32), slot=True)
 
     def model_conds(self, tokens: torch.Tensor, source: int = 0) -> dict:
         """apply_model's conditioning keyword arguments carrying `tokens` for one source, built by the same transform
@@ -161,7 +168,7 @@ class DenoisingObjective:
         x0, condition_latent = self.sources[source]
         base = svd_base_conditioning(condition_latent, tokens.shape[-1], s.fps, s.motion_bucket_id,
                                      s.augmentation_level)
-        conds = convert_cond(conditioning_with_motion(base, self.frame_count, tokens))
+        conds = convert_cond(conditioning_with_motion(base, self.frame_count, tokens, look=self.look))
         conds = comfy.samplers.encode_model_conds(self.model.extra_conds, conds, x0, self.device, "positive")
         return dict(conds[0]["model_conds"])
 
@@ -190,6 +197,14 @@ class DenoisingObjective:
         if s.frame_difference_loss_weight:
             total = total + s.frame_difference_loss_weight * torch.mean(frame_differences(error) ** 2)
         return edm_loss_weight(sigma, float(self.model.model_sampling.sigma_data)) * total
+
+
+def require_reference_image(reference_image) -> None:
+    """The appearance slot holds the reference's image embedding, which Inflate CLIP Embedding keeps."""
+    if reference_image is None:
+        raise ReenactError("expected an init_embedding that keeps its reference's image embedding for appearance_slot "
+                           "(Inflate CLIP Embedding makes one; an embedding saved by an older version has none), got "
+                           "one without it; inflate it again, or turn appearance_slot off")
 
 
 def draw_source_and_anchor(generator: torch.Generator, sources: list, frames: int, settings: InversionSettings):
@@ -370,7 +385,7 @@ def segment_ends(first: int, steps: int, *every: int) -> list[int]:
 
 def invert_motion(model_patcher, reference_latents, condition_latent, init_tokens, *, settings: InversionSettings,
                   hooks: RunHooks = RunHooks(), resume: RunState | None = None, save_every: int = 0,
-                  stats: RunStats | None = None, appearance_copies=()):
+                  stats: RunStats | None = None, appearance_copies=(), reference_image=None):
     """Optimise motion tokens (F+1, N, D) so the frozen SVD denoises the reference video.
 
     Returns (tokens on CPU in fp32, per-step losses). The MODEL's outputs are unchanged afterwards,
@@ -379,7 +394,7 @@ def invert_motion(model_patcher, reference_latents, condition_latent, init_token
     state every `save_every` steps (0 = never). A non-finite loss raises NonFiniteLoss with the last
     tokens whose loss was finite. `appearance_copies`, [(latents, conditioning latent)] of the reference changed in
     look (appearance.encode_appearance_copies), are what the steps train on when given; the held-out loss reads the
-    reference itself. `stats`, when given, gets the step times, the compile report, the held-out
+    reference itself. `reference_image` (D,) fills the appearance slot (settings.appearance_slot). `stats`, when given, gets the step times, the compile report, the held-out
     losses and where a stop rule ended the run.
     Between steps, with the MODEL as the user has it (the run's layer wrappers and compute dtype are taken off and
     put back after, so ComfyUI may even unload the UNet meanwhile):
@@ -397,7 +412,8 @@ def invert_motion(model_patcher, reference_latents, condition_latent, init_token
     if plan.free_other_models:
         free_other_models(model_patcher)
     comfy.model_management.load_models_gpu([model_patcher])
-    objective = DenoisingObjective(model_patcher, reference_latents, condition_latent, settings, appearance_copies)
+    objective = DenoisingObjective(model_patcher, reference_latents, condition_latent, settings, appearance_copies,
+                                   reference_image)
     generator = torch.Generator().manual_seed(settings.seed)
     stop_rule = settings.stop_rule()
     # A run shorter than one period gets no held-out loss: its start and end evaluations would cost more than it.

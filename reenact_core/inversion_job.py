@@ -73,8 +73,8 @@ def invert_motion_with_files(model_patcher, reference_latents, condition_latent,
                              rescue_metadata: dict | None = None, stats: RunStats | None = None,
                              appearance_copies=(), reference_image=None):
     """invert_motion plus checkpoint files and the overflow rescue; returns (tokens, losses, run folder or None).
-    `hooks` (its on_checkpoint is this function's), `stats` and `appearance_copies` go to invert_motion;
-    `reference_image` goes into a rescued embedding, as into the finished one."""
+    `hooks` (its on_checkpoint is this function's), `stats`, `appearance_copies` and `reference_image` go to
+    invert_motion; `reference_image` goes into a rescued embedding too, as into the finished one."""
     run_folder = None
     header = run_header(settings, model_fingerprint, reference_fingerprint, files.run_name,
                         resume.name if resume else None)
@@ -89,7 +89,8 @@ def invert_motion_with_files(model_patcher, reference_latents, condition_latent,
         tokens, losses = invert_motion(model_patcher, reference_latents, condition_latent, init_tokens,
                                        settings=settings, hooks=dataclasses.replace(hooks, on_checkpoint=on_checkpoint),
                                        resume=resume.state if resume else None, save_every=files.save_every,
-                                       stats=stats, appearance_copies=appearance_copies)
+                                       stats=stats, appearance_copies=appearance_copies,
+                                       reference_image=reference_image)
     except NonFiniteLoss as e:
         meta = dict(rescue_metadata or {})
         meta.update(steps=int(meta.get("steps", 0)) + e.good_steps, rescued="non-finite loss",

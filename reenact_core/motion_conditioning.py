@@ -4,6 +4,8 @@ SVD's conditioning carries one pooled CLIP token. Here it becomes (frames, N, D)
 frame f's spatial cross-attention, plus a "time_conditioning" entry (1, N, D) that ComfyUI's
 SVD_img2vid.extra_conds turns into the temporal blocks' context. No attention patch is needed.
 """
+from dataclasses import dataclass
+
 import torch
 
 from .errors import ReenactError
@@ -62,13 +64,29 @@ def _require_svd_entry(entry, index):
                            f"without concat_latent_image (keys: {sorted(options)})")
 
 
+@dataclass(frozen=True)
+class Look:
+    """What the conditioning does with the reference's look. `reference_image` (D,): the reference's first-frame image
+    embedding, kept in the motion file. `slot`: the embedding was learned with an appearance slot, one frozen image
+    token beside the N learned ones in every slot (DreamVideo's idea), the reference's during inversion. `swap`: at
+    transfer, put the target's look (the entry's own pooled token) in the reference's place: in the slot when there
+    is one, else by token arithmetic (look_shift)."""
+    reference_image: torch.Tensor
+    swap: bool = False
+    slot: bool = False
+
+    @property
+    def extra_tokens(self) -> int:
+        return 1 if self.slot else 0
+
+
 def conditioning_with_motion(conditioning, frames: int, tokens=None, token_count: int = 1,
-                             strength: float = 1.0, overrides: dict | None = None, reference_image=None):
+                             strength: float = 1.0, overrides: dict | None = None, look: Look | None = None):
     """Return new SVD conditioning whose entries carry motion tokens; the input is not changed.
 
     tokens None gives each entry's own pooled token broadcast to (frames, token_count, D), which
-    is what the negative needs so that cond and uncond batch together. `reference_image` (D,), when given, swaps
-    the reference's look for each entry's own (its pooled token is the target's image embedding): look_shift.
+    is what the negative needs so that cond and uncond batch together. `look` handles the reference's look (Look):
+    a slot token appended to every slot's N tokens, or the look swapped by arithmetic.
     """
     out = []
     for i, entry in enumerate(conditioning):
@@ -82,8 +100,13 @@ def conditioning_with_motion(conditioning, frames: int, tokens=None, token_count
             if pooled.shape[-1] != tokens.shape[-1]:
                 raise ReenactError(f"expected a motion embedding of dim {pooled.shape[-1]} to match the "
                                    f"conditioning's CLIP vision dim, got dim {tokens.shape[-1]}")
-            shift = None if reference_image is None else look_shift(pooled[0, 0], reference_image)
+            arithmetic = look is not None and look.swap and not look.slot
+            shift = look_shift(pooled[0, 0], look.reference_image) if arithmetic else None
             spatial, temporal = motion_tokens(tokens, pooled[0, 0], frames, strength, shift)
+            if look is not None and look.slot:
+                token = (pooled[0, 0] if look.swap else look.reference_image).reshape(1, 1, -1).to(spatial)
+                spatial = torch.cat([spatial, token.expand(frames, 1, -1)], 1)
+                temporal = torch.cat([temporal, token], 1)
         options["time_conditioning"] = temporal
         options.update(overrides or {})
         out.append([spatial, options])
@@ -100,10 +123,10 @@ def svd_base_conditioning(concat_latent: torch.Tensor, token_dim: int, fps: int,
               "concat_latent_image": concat_latent}]]
 
 
-def positive_and_negative(positive, negative, tokens, frames, strength=1.0, overrides=None, reference_image=None):
-    """Positive gets the motion (with the look swapped when `reference_image` is given); negative gets its own
-    token in the same shape."""
-    pos = conditioning_with_motion(positive, frames, tokens, strength=strength, overrides=overrides,
-                                   reference_image=reference_image)
-    neg = conditioning_with_motion(negative, frames, None, token_count=tokens.shape[1], overrides=overrides)
+def positive_and_negative(positive, negative, tokens, frames, strength=1.0, overrides=None, look: Look | None = None):
+    """Positive gets the motion (and `look`'s handling of the reference's look); negative gets its own token in the
+    same shape."""
+    pos = conditioning_with_motion(positive, frames, tokens, strength=strength, overrides=overrides, look=look)
+    neg = conditioning_with_motion(negative, frames, None, overrides=overrides,
+                                   token_count=tokens.shape[1] + (look.extra_tokens if look else 0))
     return pos, neg

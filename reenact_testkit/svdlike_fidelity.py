@@ -24,6 +24,7 @@ import torch
 from reenact_core.appearance import appearance_copies_for
 from reenact_core.clip_init import encode_frames, inflate
 from reenact_core.inversion import invert_motion
+from reenact_core.motion_conditioning import Look
 from reenact_toy import svdlike_toy, svdlike_world, toy_codec, toy_world
 
 from .toy_fidelity import Case, _recover_width, invert_tied, score
@@ -108,7 +109,7 @@ def method_tokens(patcher, clip_vision, case, method, n, settings, init="clip"):
         return None, []
     init = initial_tokens(clip_vision, case, n, settings.seed, init)
     if method == "per_frame":
-        return invert(patcher, case, init, settings)
+        return invert(patcher, case, init, settings, clip_vision=clip_vision)
     if method == "shared":
         return invert_tied(patcher, ref, settings, [init[:1, :1]], lambda p: p[0].expand(frames + 1, 1, -1))
     if method == "temporal":
@@ -118,12 +119,14 @@ def method_tokens(patcher, clip_vision, case, method, n, settings, init="clip"):
     raise ValueError(f"expected a method in plain, oracle, per_frame, shared or temporal, got {method!r}")
 
 
-def invert(patcher, case, init, settings, stats=None):
+def invert(patcher, case, init, settings, stats=None, clip_vision=None):
     """invert_motion on the case's reference as Optimize Motion Embedding runs it, appearance copies included (made
     from the reference's frames and encoded by the toy's VAE, through the node's own function)."""
     ref = case.reference.latents
     copies = appearance_copies_for(toy_codec.make_toy_vae(), toy_codec.latents_to_pixels(ref), settings)
-    return invert_motion(patcher, ref, ref[:1], init, settings=settings, stats=stats, appearance_copies=copies)
+    image = reference_image(clip_vision, case) if settings.appearance_slot else None
+    return invert_motion(patcher, ref, ref[:1], init, settings=settings, stats=stats, appearance_copies=copies,
+                         reference_image=image)
 
 
 def _with_case(settings, case):
@@ -136,17 +139,19 @@ def reference_image(clip_vision, case):
     return _embeds(clip_vision, case.reference.latents[:1])[0]
 
 
-def transfer(patcher, clip_vision, case, tokens, seed, temporal_only=False, swap_look=False):
+def transfer(patcher, clip_vision, case, tokens, seed, temporal_only=False, swap_look=False, slot=False):
     """Sample the target with `tokens` (None: plain) and score it. temporal_only: the frame slots get the target's
     own image token, as plain SVD's, and only the temporal slot comes from `tokens`. swap_look: Apply Motion
-    Embedding's look swap (the reference's image embedding swapped for the target's)."""
+    Embedding's look swap (the reference's image embedding swapped for the target's); slot: the tokens were learned
+    with an appearance slot (settings.appearance_slot)."""
     if temporal_only:
         image = toy_codec.latents_to_pixels(case.target.latents[:1])
         pooled, _ = svdlike_toy.first_frame_conditioning(clip_vision, image, torch.zeros(1))
         tokens = torch.cat([pooled.expand(tokens.shape[0] - 1, 1, -1), tokens[-1:]])
     sampled = svdlike_toy.sample_video(patcher, clip_vision, case.target.latents[:1], tokens, seed, fps=case.fps,
                                        motion_bucket_id=case.bucket,
-                                       reference_image=reference_image(clip_vision, case) if swap_look else None)
+                                       look=Look(reference_image(clip_vision, case), swap=swap_look, slot=slot)
+                                       if swap_look or slot else None)
     return score(sampled, case)
 
 

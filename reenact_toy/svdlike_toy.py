@@ -33,11 +33,11 @@ def first_frame_conditioning(clip_vision, images, augmentation):
 
 
 def conditioning(clip_vision, first_frame_latent, tokens=None, fps=6, motion_bucket_id=127, frames=toy_world.FRAMES,
-                 reference_image=None):
+                 look=None):
     """Positive and negative for sampling the SVD-like toy from a first-frame latent, as a user's graph makes them:
     SVD_img2vid_Conditioning's (the frame's CLIP embedding, its latent concatenated; the negative all zeros), then
     the pack's Apply Motion Embedding transform when `tokens` (F+1, N, D) is given, else plain SVD conditioning;
-    `reference_image` (D,) swaps the reference's look for the frame's, as Apply Motion Embedding's look swap does."""
+    `look` (motion_conditioning.Look) handles the reference's look as Apply Motion Embedding does."""
     from reenact_core.motion_conditioning import conditioning_with_motion, positive_and_negative
     image = toy_codec.latents_to_pixels(first_frame_latent)
     pooled, concat = first_frame_conditioning(clip_vision, image, torch.zeros(1))
@@ -46,15 +46,14 @@ def conditioning(clip_vision, first_frame_latent, tokens=None, fps=6, motion_buc
     negative = [[torch.zeros_like(pooled), dict(opts, concat_latent_image=torch.zeros_like(concat))]]
     if tokens is None:
         return conditioning_with_motion(positive, frames), conditioning_with_motion(negative, frames)
-    return positive_and_negative(positive, negative, tokens, frames, reference_image=reference_image)
+    return positive_and_negative(positive, negative, tokens, frames, look=look)
 
 
 def sample_video(patcher, clip_vision, first_frame_latent, tokens, seed, fps=6, motion_bucket_id=127,
-                 frames=toy_world.FRAMES, steps=toy_svd.SAMPLE_STEPS, cfg=toy_svd.SAMPLE_CFG, reference_image=None):
+                 frames=toy_world.FRAMES, steps=toy_svd.SAMPLE_STEPS, cfg=toy_svd.SAMPLE_CFG, look=None):
     """ComfyUI's own KSampler (euler, karras) on the SVD-like toy; returns (F, 4, H, W) LATENT units."""
     import nodes as comfy_nodes
-    positive, negative = conditioning(clip_vision, first_frame_latent, tokens, fps, motion_bucket_id, frames,
-                                      reference_image)
+    positive, negative = conditioning(clip_vision, first_frame_latent, tokens, fps, motion_bucket_id, frames, look)
     latent = {"samples": torch.zeros(frames, toy_world.CHANNELS, *first_frame_latent.shape[-2:])}
     with torch.inference_mode():
         out = comfy_nodes.common_ksampler(patcher, seed, steps, cfg, "euler", "karras", positive, negative, latent)

@@ -196,3 +196,33 @@ def test_a_loss_without_terms_is_refused_by_validation():
         debiased_loss_weight=0.0, frame_difference_loss_weight=0.0)
     assert problem == ("expected at least one of plain_loss_weight, debiased_loss_weight and "
                        "frame_difference_loss_weight above 0, got all three 0")
+
+
+def test_an_appearance_slot_is_learned_beside_the_reference_and_filled_with_the_target(
+        small_svd, small_vae, small_clip_vision, frames):
+    embedding, = run_node("InflateCLIPEmbedding", clip_vision=small_clip_vision, images=frames, tokens_per_frame=2,
+                          init_noise=0.1, seed=0, frames_if_single_image=FRAMES)
+    learned, _ = run_node("OptimizeMotionEmbedding", **optimize_inputs(
+        model=small_svd, vae=small_vae, reference=frames, init_embedding=embedding, appearance_slot=True))
+    plain, _ = run_node("OptimizeMotionEmbedding", **optimize_inputs(
+        model=small_svd, vae=small_vae, reference=frames, init_embedding=embedding))
+    assert learned.tokens.shape == embedding.tokens.shape, "the slot is not learned: the file keeps N tokens"
+    assert learned.metadata["appearance_slot"] is True and not torch.equal(learned.tokens, plain.tokens)
+    image = torch.rand(1, 128, 128, 3, generator=torch.Generator().manual_seed(3))
+    positive, negative, latent = svd_conditioning(small_clip_vision, small_vae, image, FRAMES, size=128)
+    target = positive[0][0].reshape(1, 1, DIM)
+    for appearance, token in (("as learned", learned.reference_image.reshape(1, 1, DIM)), (SWAP_LOOK, target)):
+        pos, neg = run_node("ApplyMotionEmbedding", positive=positive, negative=negative, motion_embedding=learned,
+                            latent=latent, strength=1.0, use_embedding_fps_and_bucket=True, appearance=appearance)
+        assert torch.equal(pos[0][0], torch.cat([learned.tokens[:-1], token.expand(FRAMES, 1, DIM)], 1)), appearance
+        assert torch.equal(pos[0][1]["time_conditioning"], torch.cat([learned.tokens[-1:], token], 1))
+        assert neg[0][0].shape == pos[0][0].shape, "cond and uncond still batch together"
+
+
+def test_an_appearance_slot_needs_the_reference_look_and_says_so_before_the_run(small_svd, small_vae, frames):
+    init = MotionEmbedding(torch.randn(FRAMES + 1, 2, DIM))
+    with pytest.raises(ReenactError, match="keeps its reference's image embedding for appearance_slot"):
+        with cancel_at_check(1) as checks:
+            run_node("OptimizeMotionEmbedding", **optimize_inputs(model=small_svd, vae=small_vae, reference=frames,
+                                                                  init_embedding=init, appearance_slot=True))
+    assert checks == [], "refused before the first step"

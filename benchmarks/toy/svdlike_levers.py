@@ -45,6 +45,8 @@ ROWS = {
     "frame_diff_1": dict(frame_difference_loss_weight=1.0),
     "augment_1.0+debiased_1": dict(augment_copies=8, augment_strength=1.0, debiased_loss_weight=1.0),
     "high_sigma": dict(sigma_log_mean=2.8, sigma_log_std=1.6),
+    "slot": dict(appearance_slot=True),
+    "slot+augment_1.0": dict(appearance_slot=True, augment_copies=8, augment_strength=1.0),
     # the pack's defaults as a user gets them (lr, the stop rule, steps at most 1000)
     "pack_defaults": "defaults",
 }
@@ -95,12 +97,14 @@ def run(args):
                     settings = replace(row_settings(name, args), seed=seed, fps=case.fps, motion_bucket_id=case.bucket)
                     stats = RunStats()
                     init = svdlike_fidelity.initial_tokens(clip, case, args.tokens, seed)
-                    tokens, losses = svdlike_fidelity.invert(patcher, case, init, settings, stats)
+                    tokens, losses = svdlike_fidelity.invert(patcher, case, init, settings, stats, clip)
+                    slot = settings.appearance_slot
                     row.update(
-                        transfer=svdlike_fidelity.transfer(patcher, clip, case, tokens, sample_seed),
+                        transfer=svdlike_fidelity.transfer(patcher, clip, case, tokens, sample_seed, slot=slot),
                         transfer_swapped=svdlike_fidelity.transfer(patcher, clip, case, tokens, sample_seed,
-                                                                   swap_look=True),
-                        reconstruction=svdlike_fidelity.transfer(patcher, clip, recon[i], tokens, sample_seed),
+                                                                   swap_look=True, slot=slot),
+                        reconstruction=svdlike_fidelity.transfer(patcher, clip, recon[i], tokens, sample_seed,
+                                                                 slot=slot),
                         steps_run=len(losses), stopped_at=stats.stopped_at,
                         s_per_step=statistics.median(stats.step_seconds) if stats.step_seconds else None)
                 row["seconds"] = round(time.perf_counter() - started, 1)
