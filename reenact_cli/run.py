@@ -14,6 +14,7 @@ import os
 import sys
 
 from .api_client import ComfyClient
+from .lever_flags import APPLY_LEVERS, OPTIMIZE_LEVERS, add_lever_arguments, chosen_levers
 from .locate import PACK_ROOT
 from .session import (EXIT_CANCELLED, FAILURES, UserError, download_video, follow, preview_saver, report,
                       report_server_failure, scratch_folder, start_or_reuse)
@@ -58,10 +59,13 @@ def parse_args(argv=None):
     p.add_argument("--start-server", action="store_true", help="always start a new server on a free port")
     p.add_argument("--base-directory", help="ComfyUI base directory (models, input, output) for a started server")
     p.add_argument("--cpu", action="store_true", help="start the server with --cpu")
+    add_lever_arguments(p)
     args = p.parse_args(argv)
     if args.demo:
         if args.reference or args.image or args.embedding:
             p.error("--demo uses its bundled toy clip and target; leave out --reference, --image and --embedding")
+        if levers := chosen_levers(args, {**OPTIMIZE_LEVERS, **APPLY_LEVERS}):
+            p.error(f"--demo runs the toy's own graph at its own settings; leave out {', '.join(levers)}")
         args.output, args.steps = args.output or "reenact_demo_toy.mp4", args.steps or 60
         return args
     if not args.image:
@@ -108,14 +112,16 @@ def build_prompt(client, args, uploaded):
                "LoadImage": {"image": uploaded["image"]},
                "SVD_img2vid_Conditioning": {"width": args.width, "height": args.height, "video_frames": args.frames},
                "KSampler": {"steps": args.sampler_steps, "seed": args.seed},
-               "SaveVideo": {"filename_prefix": "video/reenact_cli"}}
+               "SaveVideo": {"filename_prefix": "video/reenact_cli"},
+               "ApplyMotionEmbedding": chosen_levers(args, APPLY_LEVERS)}
     if args.embedding:
         changes["LoadMotionEmbedding"] = {"embedding_name": uploaded["embedding"]}
     else:
         changes.update({"LoadMotionReference": {"video": uploaded["reference"], "frame_count": args.frames,
                                                 "width": args.width, "height": args.height},
                         "OptimizeMotionEmbedding": {"seed": args.seed, "preview_every": args.preview_every,
-                                                    **({"steps": args.steps} if args.steps else {})},
+                                                    **({"steps": args.steps} if args.steps else {}),
+                                                    **chosen_levers(args, OPTIMIZE_LEVERS)},
                         "SaveMotionEmbedding": {"filename_prefix": "motion/reenact_cli"}})
     return patched(prompt, changes)
 

@@ -226,3 +226,18 @@ def test_an_appearance_slot_needs_the_reference_look_and_says_so_before_the_run(
             run_node("OptimizeMotionEmbedding", **optimize_inputs(model=small_svd, vae=small_vae, reference=frames,
                                                                   init_embedding=init, appearance_slot=True))
     assert checks == [], "refused before the first step"
+
+
+def test_the_commands_lever_flags_are_the_nodes_inputs():
+    from reenact_cli.lever_flags import APPLY_LEVERS, OPTIMIZE_LEVERS
+    from reenact_cli.library import __main__ as library
+    from reenact_core.inversion import LEVER_SETTINGS
+    assert tuple(OPTIMIZE_LEVERS) == LEVER_SETTINGS
+    for node, names in (("OptimizeMotionEmbedding", OPTIMIZE_LEVERS), ("ApplyMotionEmbedding", APPLY_LEVERS)):
+        assert set(names) <= {i.id for i in node_class(node).define_schema().inputs}, node
+    args = library.parse(["learn", "--library", "lib", "--augment-copies", "4", "--appearance-slot",
+                          "--appearance", SWAP_LOOK])
+    assert library.settings_of(args)["levers"] == {"augment_copies": 4, "appearance_slot": True,
+                                                   "appearance": SWAP_LOOK}
+    assert "levers" not in library.settings_of(library.parse(["learn", "--library", "lib"])), \
+        "no lever set: a library made before the levers keeps its job ids"

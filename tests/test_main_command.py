@@ -70,7 +70,10 @@ def test_reuses_a_running_server_and_writes_the_video(comfy_server, tmp_path):
     output, tmpdir = tmp_path / "out.mp4", scratch(tmp_path)
     done = run_cli("--reference", video, "--image", image, "--server", server.url, "--frames", "3",
                    "--width", "64", "--height", "64", "--steps", "2", "--sampler-steps", "2",
-                   "--preview-every", "2", "--output", str(output), tmpdir=tmpdir)
+                   "--preview-every", "2", "--output", str(output),
+                   # the levers reach the bundled workflow's nodes and pass the server's validation
+                   "--augment-copies", "2", "--augment-changes", "colour", "--debiased-loss-weight", "0.5",
+                   "--appearance", "swap to the target's", tmpdir=tmpdir)
     assert done.returncode == 0, done.stderr[-3000:]
     assert_left_empty(tmpdir)
     assert f"wrote {output}" in done.stdout

@@ -15,6 +15,7 @@ import json
 import os
 import sys
 
+from ..lever_flags import APPLY_LEVERS, OPTIMIZE_LEVERS, add_lever_arguments, chosen_levers
 from ..run import demo_import_problem
 from ..session import scratch_folder
 from . import jobs as job_kit
@@ -54,6 +55,7 @@ def parse(argv=None):
     p.add_argument("--sampler-steps", type=int, default=25)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--save-every", type=int, default=50, help="run checkpoints, for resuming on another server")
+    add_lever_arguments(p)
     return p.parse_args(argv)
 
 
@@ -65,11 +67,18 @@ def settings_of(args) -> dict:
         frames, side = args.frames or spec["frames"], args.width or spec["size_px"]
         return {"toy": True, "frames": frames, "width": side, "height": side, "fps": spec["fps"],
                 "steps": args.steps or 60, "seed": args.seed, "save_every": args.save_every,
-                "sampler_steps": 12}
+                "sampler_steps": 12, **levers_of(args)}
     from reenact_core.inversion import DEFAULTS  # the bundled workflow's steps are the node's default
     return {"checkpoint": args.checkpoint, "frames": args.frames or 14, "width": args.width or 1024,
             "height": args.height or 576, "steps": args.steps or DEFAULTS.steps, "seed": args.seed,
-            "save_every": args.save_every, "sampler_steps": args.sampler_steps}
+            "save_every": args.save_every, "sampler_steps": args.sampler_steps, **levers_of(args)}
+
+
+def levers_of(args) -> dict:
+    """The levers set on the command line, under "levers" (part of a job's id); none set, no key, so the ids of
+    libraries made before the levers existed stay the same."""
+    levers = chosen_levers(args, {**OPTIMIZE_LEVERS, **APPLY_LEVERS})
+    return {"levers": levers} if levers else {}
 
 
 def make_jobs(args, manifest, settings):

@@ -6,6 +6,7 @@ Every job on a server uses the same loader inputs, so ComfyUI keeps the model lo
 import json
 import os
 
+from ..lever_flags import APPLY_LEVERS, OPTIMIZE_LEVERS
 from ..locate import PACK_ROOT
 from ..workflow_api import patched, ui_to_api
 
@@ -32,7 +33,8 @@ def learn_prompt(job, uploaded_reference: str, object_info: dict, resume: str = 
         "LoadMotionReference": {"video": uploaded_reference, "frame_count": s["frames"], "width": s["width"],
                                 "height": s["height"]},
         "OptimizeMotionEmbedding": {"steps": s["steps"], "seed": s["seed"], "run_name": job.id,
-                                    "save_every": s["save_every"], "resume": resume},
+                                    "save_every": s["save_every"], "resume": resume,
+                                    **levers(s, OPTIMIZE_LEVERS)},
         "SaveMotionEmbedding": {"filename_prefix": embedding_prefix(job.id)}})
 
 
@@ -46,7 +48,13 @@ def apply_prompt(job, uploaded_image: str, embedding_name: str, object_info: dic
         "LoadMotionEmbedding": {"embedding_name": embedding_name},
         "SVD_img2vid_Conditioning": {"width": s["width"], "height": s["height"], "video_frames": s["frames"]},
         "KSampler": {"steps": s["sampler_steps"], "seed": s["seed"]},
+        "ApplyMotionEmbedding": levers(s, APPLY_LEVERS),
         "SaveVideo": {"filename_prefix": f"{LIBRARY_FOLDER}/{job.id}"}})
+
+
+def levers(settings: dict, names) -> dict:
+    """The job's levers (lever_flags) that belong to one node."""
+    return {k: v for k, v in settings.get("levers", {}).items() if k in names}
 
 
 def _toy_graph(reference, target, job, object_info):
@@ -59,7 +67,8 @@ def _toy_graph(reference, target, job, object_info):
 def _toy_learn(job, reference, object_info, resume):
     graph = _toy_graph(reference, "unused.png", job, object_info)
     prompt = {k: graph[k] for k in ("1", "2", "3", "4", "5")}
-    prompt["4"]["inputs"].update(run_name=job.id, save_every=job.settings["save_every"], resume=resume)
+    prompt["4"]["inputs"].update(run_name=job.id, save_every=job.settings["save_every"], resume=resume,
+                                 **levers(job.settings, OPTIMIZE_LEVERS))
     prompt["5"]["inputs"]["filename_prefix"] = embedding_prefix(job.id)
     return prompt
 
@@ -70,5 +79,6 @@ def _toy_apply(job, image, embedding_name, object_info):
     prompt["13"] = {"class_type": "LoadMotionEmbedding", "inputs": {"embedding_name": embedding_name},
                     "_meta": {"title": "Load Motion Embedding"}}
     prompt["8"]["inputs"]["motion_embedding"] = ["13", 0]
+    prompt["8"]["inputs"].update(levers(job.settings, APPLY_LEVERS))
     prompt["12"]["inputs"]["filename_prefix"] = f"{LIBRARY_FOLDER}/{job.id}"
     return prompt
