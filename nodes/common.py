@@ -5,6 +5,10 @@ MotionEmbeddingType = io.Custom("MOTION_EMBEDDING")
 CATEGORY = "Reenact Anything"
 EMBEDDINGS_FOLDER = "motion_embeddings"
 MAX_SIDE = 4096
+# Where tooltips send a user for measured numbers: the repository (the Registry package leaves benchmarks/ out).
+REPOSITORY_FILES = "https://github.com/reenact-anything/ComfyUI-Reenact-Anything/blob/main"
+BENCHMARKS = f"{REPOSITORY_FILES}/benchmarks/README.md"
+TOY_BENCHMARKS = f"{REPOSITORY_FILES}/benchmarks/toy/README.md"
 
 
 def multiple_of_64_problem(width, height) -> str | None:

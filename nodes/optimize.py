@@ -22,7 +22,7 @@ from ..reenact_core.model_checks import (model_fingerprint, require_embedding_fi
 from ..reenact_core.precision import PRECISIONS
 from ..reenact_core.run_checkpoints import list_checkpoints, tensor_fingerprint
 from ..reenact_core.svd_latents import encode_reference
-from .common import CATEGORY, EMBEDDINGS_FOLDER, MotionEmbeddingType, size_problem
+from .common import BENCHMARKS, CATEGORY, EMBEDDINGS_FOLDER, TOY_BENCHMARKS, MotionEmbeddingType, size_problem
 from .live_events import LossEvents
 from .live_preview import preview_callback, preview_target
 from .schema_features import advanced, search_aliases
@@ -149,7 +149,7 @@ class OptimizeMotionEmbedding(io.ComfyNode):
                 io.Combo.Input("gradient_checkpointing", options=list(CHECKPOINTING_MODES),
                                default=DEFAULTS.checkpointing,
                                tooltip="blocks: recompute each UNet block in backward, much less VRAM, "
-                                       "slower (measured: benchmarks/README.md). layers: recompute each "
+                                       f"slower (measured: {BENCHMARKS}). layers: recompute each "
                                        "resblock and transformer block on its own, finer. off: fastest, most "
                                        "VRAM. budget (needs "
                                        "compile on): the compiler keeps what fits a fixed share of off's "
@@ -192,7 +192,7 @@ class OptimizeMotionEmbedding(io.ComfyNode):
                              tooltip="Every this many steps, sample a short preview of the motion learned so far "
                                      f"({PREVIEW_STEPS} sampler steps without CFG, then a VAE decode) and show it on "
                                      "the node. 0 = off. What previews cost, in optimisation steps: the console "
-                                     "log after the run, and benchmarks/README.md."),
+                                     f"log after the run, and {BENCHMARKS}."),
                 io.Image.Input("preview_image", optional=True,
                                tooltip="The image the previews animate (its first frame, cropped to the "
                                        "reference's size). Default: the reference's first frame."),
@@ -200,12 +200,12 @@ class OptimizeMotionEmbedding(io.ComfyNode):
                              tooltip="Every this many steps (and at the start and the end), evaluate the loss at "
                                      f"{DEFAULTS.held_out_draws} fixed noise levels and noises: unlike the training "
                                      "loss it moves only when the motion does. Drawn on the loss curve; 0 = off. "
-                                     "Its cost: benchmarks/toy/README.md.", **advanced(io.Int)),
+                                     f"Its cost: {TOY_BENCHMARKS}.", **advanced(io.Int)),
                 io.Boolean.Input("stop_when_learned", default=DEFAULTS.stop_when_learned, optional=True,
                                  tooltip="End the run once the held-out loss has improved by less than "
                                          "stop_min_improvement over the last stop_patience evaluations; steps is "
                                          "then the most it may take. The evidence for the rule and the default: "
-                                         "benchmarks/toy/README.md."),
+                                         f"{TOY_BENCHMARKS}."),
                 io.Int.Input("stop_patience", default=DEFAULTS.stop_patience, min=1, max=1000, optional=True,
                              tooltip="Held-out evaluations without enough improvement before the run stops.",
                              **advanced(io.Int)),

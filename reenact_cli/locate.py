@@ -12,8 +12,8 @@ HOW_TO_GET_COMFYUI = (
     "ComfyUI 0.3.64 or newer:\n"
     "  git clone https://github.com/comfyanonymous/ComfyUI ~/ComfyUI\n"
     "or point COMFYUI_PATH at an existing one, or clone this pack into ComfyUI/custom_nodes/. Then set up the Python\n"
-    "that runs it with this pack's bash scripts/install.sh (it never replaces an installed torch); the tests make an\n"
-    "environment of their own with bash scripts/install-dev.sh.")
+    "that runs it as the README's Install section says (a git clone's install script never replaces an installed\n"
+    "torch): https://github.com/reenact-anything/ComfyUI-Reenact-Anything#install")
 
 
 def candidates():

@@ -22,7 +22,9 @@ from comfy.cli_args import args  # noqa: E402
 args.cpu = True
 import torch  # noqa: E402
 
-torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+# One thread per pytest-xdist worker (scripts/run_tests.sh runs two on this 2-core machine), else up to two.
+XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER")
+torch.set_num_threads(1 if XDIST_WORKER else max(1, min(2, os.cpu_count() or 1)))
 
 import folder_paths  # noqa: E402
 
@@ -39,6 +41,22 @@ SERVER_FIXTURES = {"comfy_server", "published_server"}
 FLOOR_RUN = os.environ.get("REENACT_FLOOR_RUN") == "1"
 
 
+# pytest-xdist groups (`--dist loadgroup`, scripts/run_tests.sh): one worker runs a whole group, in order. Every test
+# that holds SVD's full-size weights (a full-size server, or the UNet in-process) is in one group, so the two workers
+# never hold them at once (24 GiB) and the session's full-size server starts once; any other test is grouped with its
+# module, so module fixtures (servers, trained toys) are made once. Heaviest groups first, so none is left for last.
+FULL_SIZE_GROUP = "full-size weights"
+FULL_SIZE_MODULES = {"test_benchmark_smoke.py"}
+HEAVY_FIRST = (FULL_SIZE_GROUP, "test_browser.py", "test_library.py", "test_inversion.py", "test_compiled_step.py",
+               "test_svdlike_toy.py", "test_library_ray.py", "test_server_queue.py")
+
+
+def xdist_group(item) -> str:
+    if SERVER_FIXTURES & set(getattr(item, "fixturenames", ())) or item.path.name in FULL_SIZE_MODULES:
+        return FULL_SIZE_GROUP
+    return item.path.name
+
+
 def pytest_collection_modifyitems(config, items):
     unmarked = [item.nodeid for item in items
                 if SERVER_FIXTURES & set(getattr(item, "fixturenames", ())) and not item.get_closest_marker("full")]
@@ -49,6 +67,57 @@ def pytest_collection_modifyitems(config, items):
         if deselected:
             config.hook.pytest_deselected(items=deselected)
             items[:] = [item for item in items if item.get_closest_marker("floor")]
+    if config.pluginmanager.hasplugin("xdist") and getattr(config.option, "dist", "no") == "loadgroup":
+        for item in items:
+            item.add_marker(pytest.mark.xdist_group(xdist_group(item)))
+        rank = {group: i for i, group in enumerate(HEAVY_FIRST)}
+        items.sort(key=lambda item: rank.get(xdist_group(item), len(rank)))  # stable: a module keeps its order
+
+
+# The server check at run time: every server starts through ComfyServer.start, and the commands that start one run
+# as subprocesses of the test; both are refused to a test without the `full` mark, whatever fixture or helper starts
+# them (a session or module fixture starts its server while the first test that needs it is being set up).
+SERVER_COMMANDS = ("reenact_cli.run", "reenact_cli.library", "build_workflows.py", "dynamic_vram_server.py",
+                   "library_throughput.py")
+_running = {"item": None}
+
+
+def require_full_mark(what: str) -> None:
+    item = _running["item"]
+    if item is not None and not item.get_closest_marker("full"):
+        pytest.fail(f"{item.nodeid} starts {what} but is not marked full (tests that start a server are full-tier: "
+                    f"README, \"Run the tests\")", pytrace=False)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    _running["item"] = item
+    try:
+        yield
+    finally:
+        _running["item"] = None
+
+
+def _guard_server_starts():
+    import subprocess
+
+    from reenact_cli.comfy_server import ComfyServer
+    start, popen_init = ComfyServer.start, subprocess.Popen.__init__
+
+    def guarded_start(self, *args, **kwargs):
+        require_full_mark(f"a ComfyUI server ({self.url})")
+        return start(self, *args, **kwargs)
+
+    def guarded_popen_init(self, args, *rest, **kwargs):
+        words = [str(a) for a in args] if isinstance(args, (list, tuple)) else [str(args)]
+        if any(w.endswith(SERVER_COMMANDS) for w in words):
+            require_full_mark(f"a command that starts servers ({' '.join(words[:4])})")
+        popen_init(self, args, *rest, **kwargs)
+
+    ComfyServer.start, subprocess.Popen.__init__ = guarded_start, guarded_popen_init
+
+
+_guard_server_starts()
 
 
 def pytest_report_header(config):

@@ -59,7 +59,9 @@ def test_web_extensions_listen_for_the_python_events(pack, script_name, constant
 ADVANCED = {"OptimizeMotionEmbedding": {"sigma_log_mean", "sigma_log_std", "augmentation_level",
                                         "gradient_checkpointing", "lr_schedule", "warmup_steps", "weight_decay",
                                         "precision", "memory_mode", "compile", "keep_checkpoints", "held_out_every",
-                                        "stop_patience", "stop_min_improvement"},
+                                        "stop_patience", "stop_min_improvement", "augment_copies", "augment_strength",
+                                        "augment_changes", "plain_loss_weight", "debiased_loss_weight",
+                                        "frame_difference_loss_weight", "appearance_slot"},
             "InflateCLIPEmbedding": {"init_noise"}}
 ALIASES = {"LoadMotionReference": "reference video", "InflateCLIPEmbedding": "motion inversion",
            "OptimizeMotionEmbedding": "motion inversion", "ApplyMotionEmbedding": "motion transfer",

@@ -284,3 +284,42 @@ def test_published_workflows_are_listed_as_templates(published_server, published
                       if p.count("/") == 1 and p.split("/")[0] in WORKFLOW_FOLDERS and p.endswith(".json"))
     assert expected
     assert sorted(client.get_json("/workflow_templates").get(INSTALLED_AS, [])) == expected
+
+
+# --- shipped text names only shipped files ---
+
+REPOSITORY_PATH = re.compile(r"(?<![\w./-])((?:\.ci|benchmarks|docs|example_workflows|nodes|reenact_cli|reenact_core|"
+                             r"reenact_testkit|reenact_toy|scripts|tests|web)/[\w./<>-]*[\w>])")
+
+
+def message_strings(path: str) -> list[str]:
+    """A Python file's string constants that are not docstrings: tooltips, descriptions and messages."""
+    import ast
+    with open(path, encoding="utf-8") as f:
+        tree = ast.parse(f.read())
+    docstrings = {id(node.body[0].value) for node in ast.walk(tree)
+                  if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+                  and node.body and isinstance(node.body[0], ast.Expr) and isinstance(node.body[0].value, ast.Constant)}
+    return [node.value for node in ast.walk(tree)
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings]
+
+
+def test_shipped_text_names_only_files_the_package_ships(published):
+    """A tooltip, a help page or a message of the Registry package that names a file of this repository names one
+    the package has (a link to the repository is how to point at the rest)."""
+    shipped = set(published)
+    texts = []
+    for path in published:
+        full = os.path.join(PACK_ROOT, path)
+        if path.endswith(".py"):
+            texts += [(path, s) for s in message_strings(full)]
+        elif path.startswith("web/docs/") and path.endswith(".md"):
+            with open(full, encoding="utf-8") as f:
+                texts.append((path, f.read()))
+    assert any("Optimize" in text for _, text in texts), "the scan reads the tooltips"
+    named = {(where, found) for where, text in texts
+             for found in REPOSITORY_PATH.findall(re.sub(r"https?://\S+", "", text))}
+    missing = sorted((where, found) for where, found in named
+                     if not any(p == found or p.startswith(found.rstrip("/") + "/") for p in shipped)
+                     and "<" not in found)
+    assert not missing, f"shipped text names files the package leaves out: {missing}"
