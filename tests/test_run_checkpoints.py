@@ -163,7 +163,10 @@ def test_non_finite_loss_keeps_the_last_good_embedding(tmp_folders, small_svd, s
 
 
 def changed(value):
-    """Another valid value of a setting's type."""
+    """Another valid value of a setting's type (a text setting's: another of its options)."""
+    if isinstance(value, str):
+        from reenact_core.appearance import AUGMENT_CHANGES
+        return next(option for option in AUGMENT_CHANGES if option != value)
     return (not value) if isinstance(value, bool) else value + 1 if isinstance(value, int) else value + 0.25
 
 
