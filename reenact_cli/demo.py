@@ -29,9 +29,9 @@ SAMPLER_STEPS, LEARNING_RATE = 12, 0.03
 
 
 def demo_prompt(reference: str, target: str, spec: dict, steps: int, seed: int, object_info: dict) -> dict:
-    """The API-format graph; node ids are arbitrary, titles show in the progress output. Optimize Motion Embedding
-    starts from a fresh node's values (the server's /object_info: the pack's defaults) and changes only what the toy
-    needs."""
+    """The API-format graph; node ids are arbitrary, titles show in the progress output. Optimize and Apply Motion
+    Embedding start from a fresh node's values (the server's /object_info: the pack's defaults) and change only what
+    the toy needs."""
     frames, fps, side = spec["frames"], spec["fps"], spec["size_px"]
 
     def node(class_type, title, **inputs):
@@ -52,8 +52,9 @@ def demo_prompt(reference: str, target: str, spec: dict, steps: int, seed: int, 
         "6": node("LoadImage", "Load Image (toy target)", image=target),
         "7": node("ReenactToyImg2VidConditioning", "Toy Img2Vid Conditioning", vae=["1", 1], start_image=["6", 0],
                   video_frames=frames),
-        "8": node("ApplyMotionEmbedding", "Apply Motion Embedding", positive=["7", 0], negative=["7", 1],
-                  motion_embedding=["4", 0], latent=["7", 2], strength=1.0, use_embedding_fps_and_bucket=True),
+        "8": node("ApplyMotionEmbedding", "Apply Motion Embedding", **{
+                  **fresh_node_inputs(object_info["ApplyMotionEmbedding"]), "positive": ["7", 0],
+                  "negative": ["7", 1], "motion_embedding": ["4", 0], "latent": ["7", 2]}),
         "9": node("KSampler", "KSampler", model=["1", 0], seed=seed, steps=SAMPLER_STEPS, cfg=1.0,
                   sampler_name="euler", scheduler="karras", positive=["8", 0], negative=["8", 1],
                   latent_image=["7", 2], denoise=1.0),

@@ -241,3 +241,32 @@ def test_the_commands_lever_flags_are_the_nodes_inputs():
                                                    "appearance": SWAP_LOOK}
     assert "levers" not in library.settings_of(library.parse(["learn", "--library", "lib"])), \
         "no lever set: a library made before the levers keeps its job ids"
+
+
+def object_info(*node_ids) -> dict:
+    """What a server's /object_info says of these nodes, read from the registered classes in this process."""
+    import nodes as comfy_nodes
+    return {node_id: {"input": comfy_nodes.NODE_CLASS_MAPPINGS[node_id].INPUT_TYPES()} for node_id in node_ids}
+
+
+def test_the_library_toy_prompts_carry_the_levers_and_the_sampler_steps():
+    from reenact_cli.library import __main__ as library
+    from reenact_cli.library import graphs
+    from reenact_cli.library.jobs import Job
+    from reenact_cli.workflow_api import nodes_of_type
+    argv = ["--library", "lib", "--toy", "--sampler-steps", "7", "--augment-copies", "2", "--appearance", SWAP_LOOK]
+    settings = library.settings_of(library.parse(["apply", *argv]))
+    info = object_info("OptimizeMotionEmbedding", "ApplyMotionEmbedding")
+    learn = graphs.learn_prompt(Job("learn", {"reference": "ref.mp4"}, settings, "learn-1"), "ref.mp4", info)
+    apply = graphs.apply_prompt(Job("apply", {"image": "img.png"}, settings, "apply-1"), "img.png", "m.safetensors",
+                                info)
+    assert nodes_of_type(learn, "OptimizeMotionEmbedding")[0]["inputs"]["augment_copies"] == 2
+    assert not nodes_of_type(learn, "KSampler") and not nodes_of_type(apply, "OptimizeMotionEmbedding")
+    assert nodes_of_type(apply, "KSampler")[0]["inputs"]["steps"] == 7, "--sampler-steps is honoured with --toy"
+    (applied,) = nodes_of_type(apply, "ApplyMotionEmbedding")
+    assert applied["inputs"]["appearance"] == SWAP_LOOK
+    (loader,) = nodes_of_type(apply, "LoadMotionEmbedding")
+    assert loader["inputs"]["embedding_name"] == "m.safetensors"
+    assert apply[applied["inputs"]["motion_embedding"][0]] is loader
+    default = library.settings_of(library.parse(["apply", "--library", "lib", "--toy"]))
+    assert default["sampler_steps"] == 12 and "levers" not in default

@@ -52,7 +52,7 @@ def parse(argv=None):
     p.add_argument("--width", type=int)
     p.add_argument("--height", type=int)
     p.add_argument("--steps", type=int, help="default: the bundled workflow's (the node's default)")
-    p.add_argument("--sampler-steps", type=int, default=25)
+    p.add_argument("--sampler-steps", type=int, help="the transfer's KSampler steps (default 25; --toy: the demo's 12)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--save-every", type=int, default=50, help="run checkpoints, for resuming on another server")
     add_lever_arguments(p)
@@ -63,15 +63,17 @@ def settings_of(args) -> dict:
     """What decides a job's result (and so its id)."""
     if args.toy:
         from reenact_toy import toy_demo
+
+        from .. import demo
         spec = toy_demo.load_spec()
         frames, side = args.frames or spec["frames"], args.width or spec["size_px"]
         return {"toy": True, "frames": frames, "width": side, "height": side, "fps": spec["fps"],
                 "steps": args.steps or 60, "seed": args.seed, "save_every": args.save_every,
-                "sampler_steps": 12, **levers_of(args)}
+                "sampler_steps": args.sampler_steps or demo.SAMPLER_STEPS, **levers_of(args)}
     from reenact_core.inversion import DEFAULTS  # the bundled workflow's steps are the node's default
     return {"checkpoint": args.checkpoint, "frames": args.frames or 14, "width": args.width or 1024,
             "height": args.height or 576, "steps": args.steps or DEFAULTS.steps, "seed": args.seed,
-            "save_every": args.save_every, "sampler_steps": args.sampler_steps, **levers_of(args)}
+            "save_every": args.save_every, "sampler_steps": args.sampler_steps or 25, **levers_of(args)}
 
 
 def levers_of(args) -> dict:

@@ -8,7 +8,7 @@ import os
 
 from ..lever_flags import APPLY_LEVERS, OPTIMIZE_LEVERS
 from ..locate import PACK_ROOT
-from ..workflow_api import patched, ui_to_api
+from ..workflow_api import nodes_of_type, patched, ui_to_api
 
 LIBRARY_FOLDER = "reenact_library"   # the subfolder used on the servers: input/, models/motion_embeddings/
 TOY_INIT = "reenact_demo/toy_init.safetensors"
@@ -64,21 +64,34 @@ def _toy_graph(reference, target, job, object_info):
     return demo_prompt(reference, target, spec, s["steps"], s["seed"], object_info)
 
 
+# The parts of the demo's toy graph a learn job and an apply job run, found by node type (the demo's ids are its own).
+TOY_LEARN_TYPES = ("ReenactToySVDLoader", "LoadMotionReference", "LoadMotionEmbedding", "OptimizeMotionEmbedding",
+                   "SaveMotionEmbedding")
+TOY_APPLY_TYPES = ("ReenactToySVDLoader", "LoadImage", "ReenactToyImg2VidConditioning", "ApplyMotionEmbedding",
+                   "KSampler", "VAEDecode", "CreateVideo", "SaveVideo")
+
+
+def _nodes_of(graph: dict, types) -> dict:
+    return {node_id: node for node_id, node in graph.items() if node["class_type"] in types}
+
+
 def _toy_learn(job, reference, object_info, resume):
-    graph = _toy_graph(reference, "unused.png", job, object_info)
-    prompt = {k: graph[k] for k in ("1", "2", "3", "4", "5")}
-    prompt["4"]["inputs"].update(run_name=job.id, save_every=job.settings["save_every"], resume=resume,
-                                 **levers(job.settings, OPTIMIZE_LEVERS))
-    prompt["5"]["inputs"]["filename_prefix"] = embedding_prefix(job.id)
-    return prompt
+    s = job.settings
+    prompt = _nodes_of(_toy_graph(reference, "unused.png", job, object_info), TOY_LEARN_TYPES)
+    return patched(prompt, {
+        "OptimizeMotionEmbedding": {"run_name": job.id, "save_every": s["save_every"], "resume": resume,
+                                    **levers(s, OPTIMIZE_LEVERS)},
+        "SaveMotionEmbedding": {"filename_prefix": embedding_prefix(job.id)}})
 
 
 def _toy_apply(job, image, embedding_name, object_info):
-    graph = _toy_graph("unused.mp4", image, job, object_info)
-    prompt = {k: graph[k] for k in ("1", "6", "7", "8", "9", "10", "11", "12")}
-    prompt["13"] = {"class_type": "LoadMotionEmbedding", "inputs": {"embedding_name": embedding_name},
-                    "_meta": {"title": "Load Motion Embedding"}}
-    prompt["8"]["inputs"]["motion_embedding"] = ["13", 0]
-    prompt["8"]["inputs"].update(levers(job.settings, APPLY_LEVERS))
-    prompt["12"]["inputs"]["filename_prefix"] = f"{LIBRARY_FOLDER}/{job.id}"
-    return prompt
+    s = job.settings
+    prompt = _nodes_of(_toy_graph("unused.mp4", image, job, object_info), TOY_APPLY_TYPES)
+    loader = str(max(int(node_id) for node_id in prompt) + 1)
+    prompt[loader] = {"class_type": "LoadMotionEmbedding", "inputs": {"embedding_name": embedding_name},
+                      "_meta": {"title": "Load Motion Embedding"}}
+    for node in nodes_of_type(prompt, "ApplyMotionEmbedding"):
+        node["inputs"]["motion_embedding"] = [loader, 0]
+    return patched(prompt, {"ApplyMotionEmbedding": levers(s, APPLY_LEVERS),
+                            "KSampler": {"steps": s["sampler_steps"]},
+                            "SaveVideo": {"filename_prefix": f"{LIBRARY_FOLDER}/{job.id}"}})
