@@ -174,6 +174,11 @@ class OptimizeMotionEmbedding(io.ComfyNode):
                                        "The first run compiles for a minute or more (the console log says how "
                                        "long); later runs in the same ComfyUI session reuse it. Needs a working "
                                        "compiler toolchain (Triton on NVIDIA).", **advanced(io.Combo)),
+                io.ClipVision.Input("clip_vision", optional=True,
+                                    tooltip="Only with appearance_slot and augment_copies: each changed copy's slot "
+                                            "then holds that copy's own image embedding, so the look has its own "
+                                            "channel in every copy (without it, every copy's slot holds the "
+                                            "reference's)."),
                 io.String.Input("source_name", default="", optional=True, force_input=True,
                                 tooltip="Recorded in the embedding's metadata (Load Motion Reference's name)."),
                 io.String.Input("run_name", default=FILE_DEFAULTS.run_name, optional=True,
@@ -245,7 +250,7 @@ class OptimizeMotionEmbedding(io.ComfyNode):
             stop_problem(stop_when_learned, held_out_every))
 
     @classmethod
-    def execute(cls, model, vae, reference, init_embedding, source_name="", preview_image=None,
+    def execute(cls, model, vae, reference, init_embedding, source_name="", preview_image=None, clip_vision=None,
                 **inputs) -> io.NodeOutput:
         """`inputs`: the widget values, read as InversionSettings (run_settings) and RunFiles (run_files)."""
         settings = run_settings(inputs)
@@ -267,7 +272,7 @@ class OptimizeMotionEmbedding(io.ComfyNode):
                                         init_embedding.tokens.shape)
         latents, condition_latent = encode_reference(vae, reference, settings.augmentation_level, settings.seed)
         require_latents_fit(model, latents, reference.shape[2], reference.shape[1])
-        copies = appearance_copies_for(vae, reference, settings)
+        copies = appearance_copies_for(vae, reference, settings, clip_vision)
         node_id = cls.hidden.unique_id if cls.hidden else None
         on_preview = None
         if settings.preview_every > 0:

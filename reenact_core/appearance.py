@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import torch
 import torchvision.transforms.functional as TF
 
+from .clip_init import encode_frames
 from .errors import ReenactError
 from .svd_latents import encode_reference
 
@@ -112,16 +113,23 @@ def geometry_problem(width: int, height: int, strength: float, changes: str, cop
 
 
 def encode_appearance_copies(vae, frames: torch.Tensor, copies: int, strength: float, changes: str, seed: int,
-                             augmentation_level: float = 0.0) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """(latents, conditioning latent) of each changed copy, encoded one copy at a time (one copy's pixels in memory)."""
-    return [encode_reference(vae, apply_change(frames, change), augmentation_level, seed)
-            for change in draw_changes(copies, strength, changes, seed)]
+                             augmentation_level: float = 0.0, clip_vision=None) -> list[tuple]:
+    """(latents, conditioning latent, image embedding or None) of each changed copy, encoded one copy at a time (one
+    copy's pixels in memory). The image embedding is the CLIP vision embedding of the copy's changed frame 0, made
+    when `clip_vision` is given: the appearance slot then holds each copy's own look."""
+    out = []
+    for change in draw_changes(copies, strength, changes, seed):
+        changed = apply_change(frames, change)
+        latents, condition = encode_reference(vae, changed, augmentation_level, seed)
+        out.append((latents, condition, encode_frames(clip_vision, changed[:1])[0] if clip_vision else None))
+    return out
 
 
-def appearance_copies_for(vae, frames: torch.Tensor, settings) -> list[tuple[torch.Tensor, torch.Tensor]]:
+def appearance_copies_for(vae, frames: torch.Tensor, settings, clip_vision=None) -> list[tuple]:
     """The copies an inversion with `settings` (InversionSettings) trains on; [] when augmentation is off. What
-    Optimize Motion Embedding and the SVD-like benchmark both call."""
+    Optimize Motion Embedding and the SVD-like benchmark both call. `clip_vision` only serves the appearance slot."""
     if settings.augment_copies <= 0:
         return []
     return encode_appearance_copies(vae, frames, settings.augment_copies, settings.augment_strength,
-                                    settings.augment_changes, settings.seed, settings.augmentation_level)
+                                    settings.augment_changes, settings.seed, settings.augmentation_level,
+                                    clip_vision if settings.appearance_slot else None)

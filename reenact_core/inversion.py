@@ -150,25 +150,30 @@ class DenoisingObjective:
         self.settings = settings
         self.device = model_patcher.load_device
         self.frame_count = reference_latents.shape[0]
-        self.sources = [(self.model.process_latent_in(latents.to(self.device, torch.float32)),
-                         condition.to(self.device, torch.float32))
-                        for latents, condition in [(reference_latents, condition_latent), *appearance_copies]]
-        self.x0, self.condition_latent = self.sources[0]
-        self.training_sources = list(range(1, len(self.sources))) or [0]
-        self.transformer_options = dict(model_patcher.model_options.get("transformer_options", {}))
-        self.look = None
         if settings.appearance_slot:
             require_reference_image(reference_image)
-            self.look = Look(reference_image.to(self.device, torch.float32), slot=True)
+        self.sources = [(self.model.process_latent_in(latents.to(self.device, torch.float32)),
+                         condition.to(self.device, torch.float32), self._slot(image, reference_image))
+                        for latents, condition, image in [(reference_latents, condition_latent, reference_image),
+                                                          *[(*copy, None)[:3] for copy in appearance_copies]]]
+        self.x0, self.condition_latent, _ = self.sources[0]
+        self.training_sources = list(range(1, len(self.sources))) or [0]
+        self.transformer_options = dict(model_patcher.model_options.get("transformer_options", {}))
+
+    def _slot(self, image, reference_image) -> Look | None:
+        """A source's appearance slot: its own image embedding where it has one, else the reference's."""
+        if not self.settings.appearance_slot:
+            return None
+        return Look((image if image is not None else reference_image).to(self.device, torch.float32), slot=True)
 
     def model_conds(self, tokens: torch.Tensor, source: int = 0) -> dict:
         """apply_model's conditioning keyword arguments carrying `tokens` for one source, built by the same transform
         ApplyMotionEmbedding uses (so inversion and transfer condition the UNet identically)."""
         s = self.settings
-        x0, condition_latent = self.sources[source]
+        x0, condition_latent, look = self.sources[source]
         base = svd_base_conditioning(condition_latent, tokens.shape[-1], s.fps, s.motion_bucket_id,
                                      s.augmentation_level)
-        conds = convert_cond(conditioning_with_motion(base, self.frame_count, tokens, look=self.look))
+        conds = convert_cond(conditioning_with_motion(base, self.frame_count, tokens, look=look))
         conds = comfy.samplers.encode_model_conds(self.model.extra_conds, conds, x0, self.device, "positive")
         return dict(conds[0]["model_conds"])
 
@@ -392,9 +397,9 @@ def invert_motion(model_patcher, reference_latents, condition_latent, init_token
     whether the run ends, raises or is cancelled (any hook may raise to cancel).
     `resume` continues a run from its saved state, bit for bit on a CPU; `hooks.on_checkpoint` gets the
     state every `save_every` steps (0 = never). A non-finite loss raises NonFiniteLoss with the last
-    tokens whose loss was finite. `appearance_copies`, [(latents, conditioning latent)] of the reference changed in
-    look (appearance.encode_appearance_copies), are what the steps train on when given; the held-out loss reads the
-    reference itself. `reference_image` (D,) fills the appearance slot (settings.appearance_slot). `stats`, when given, gets the step times, the compile report, the held-out
+    tokens whose loss was finite. `appearance_copies`, [(latents, conditioning latent[, image embedding])] of the
+    reference changed in look (appearance.encode_appearance_copies), are what the steps train on when given; the
+    held-out loss reads the reference itself. `reference_image` (D,) fills the appearance slot (settings.appearance_slot). `stats`, when given, gets the step times, the compile report, the held-out
     losses and where a stop rule ended the run.
     Between steps, with the MODEL as the user has it (the run's layer wrappers and compute dtype are taken off and
     put back after, so ComfyUI may even unload the UNet meanwhile):

@@ -121,9 +121,10 @@ def method_tokens(patcher, clip_vision, case, method, n, settings, init="clip"):
 
 def invert(patcher, case, init, settings, stats=None, clip_vision=None):
     """invert_motion on the case's reference as Optimize Motion Embedding runs it, appearance copies included (made
-    from the reference's frames and encoded by the toy's VAE, through the node's own function)."""
+    from the reference's frames and encoded by the toy's VAE, through the node's own function; with clip_vision
+    connected, as the node's optional input, each copy's appearance slot holds its own look)."""
     ref = case.reference.latents
-    copies = appearance_copies_for(toy_codec.make_toy_vae(), toy_codec.latents_to_pixels(ref), settings)
+    copies = appearance_copies_for(toy_codec.make_toy_vae(), toy_codec.latents_to_pixels(ref), settings, clip_vision)
     image = reference_image(clip_vision, case) if settings.appearance_slot else None
     return invert_motion(patcher, ref, ref[:1], init, settings=settings, stats=stats, appearance_copies=copies,
                          reference_image=image)

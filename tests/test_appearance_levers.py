@@ -60,7 +60,8 @@ def test_copies_condition_on_their_own_changed_first_frame(frames, small_vae):
     changes = appearance.draw_changes(3, 1.0, "colour and geometry", seed=7)
     reference = small_vae.encode(frames)
     assert len(copies) == 3
-    for (latents, condition), change in zip(copies, changes):
+    for (latents, condition, image), change in zip(copies, changes):
+        assert image is None, "no CLIP vision given: no image embedding"
         changed = appearance.apply_change(frames, change)
         assert torch.equal(latents, small_vae.encode(changed)), "every frame of the copy has the copy's change"
         assert torch.equal(condition, small_vae.encode(changed[:1])), "the conditioning frame is the copy's frame 0"
@@ -270,3 +271,19 @@ def test_the_library_toy_prompts_carry_the_levers_and_the_sampler_steps():
     assert apply[applied["inputs"]["motion_embedding"][0]] is loader
     default = library.settings_of(library.parse(["apply", "--library", "lib", "--toy"]))
     assert default["sampler_steps"] == 12 and "levers" not in default
+
+
+def test_with_clip_vision_each_copys_slot_holds_its_own_look(small_svd, small_vae, small_clip_vision, frames):
+    with torch.inference_mode():
+        copies = appearance.encode_appearance_copies(small_vae, frames, 2, 1.0, "colour", 3,
+                                                     clip_vision=small_clip_vision)
+        for (_, _, image), change in zip(copies, appearance.draw_changes(2, 1.0, "colour", 3)):
+            changed = appearance.apply_change(frames, change)
+            assert torch.equal(image, small_clip_vision.encode_image(changed[:1]).image_embeds.float().reshape(-1))
+    embedding, = run_node("InflateCLIPEmbedding", clip_vision=small_clip_vision, images=frames, tokens_per_frame=2,
+                          init_noise=0.1, seed=0, frames_if_single_image=FRAMES)
+    inputs = optimize_inputs(model=small_svd, vae=small_vae, reference=frames, init_embedding=embedding,
+                             appearance_slot=True, augment_copies=2, augment_changes="colour")
+    shared, _ = run_node("OptimizeMotionEmbedding", **inputs)
+    own, _ = run_node("OptimizeMotionEmbedding", **inputs, clip_vision=small_clip_vision)
+    assert not torch.equal(shared.tokens, own.tokens), "the copies' own looks change what is learned"

@@ -47,6 +47,8 @@ ROWS = {
     "high_sigma": dict(sigma_log_mean=2.8, sigma_log_std=1.6),
     "slot": dict(appearance_slot=True),
     "slot+augment_1.0": dict(appearance_slot=True, augment_copies=8, augment_strength=1.0),
+    "slot+augment_colour_1.0": dict(appearance_slot=True, augment_copies=8, augment_strength=1.0,
+                                    augment_changes="colour"),
     # the pack's defaults as a user gets them (lr, the stop rule, steps at most 1000)
     "pack_defaults": "defaults",
 }
