@@ -118,10 +118,11 @@ def encode_appearance_copies(vae, frames: torch.Tensor, copies: int, strength: f
     copy's pixels in memory). The image embedding is the CLIP vision embedding of the copy's changed frame 0, made
     when `clip_vision` is given: the appearance slot then holds each copy's own look."""
     out = []
-    for change in draw_changes(copies, strength, changes, seed):
-        changed = apply_change(frames, change)
-        latents, condition = encode_reference(vae, changed, augmentation_level, seed)
-        out.append((latents, condition, encode_frames(clip_vision, changed[:1])[0] if clip_vision else None))
+    with torch.no_grad():  # constants of the run: no graph back into the VAE or the CLIP vision model
+        for change in draw_changes(copies, strength, changes, seed):
+            changed = apply_change(frames, change)
+            latents, condition = encode_reference(vae, changed, augmentation_level, seed)
+            out.append((latents, condition, encode_frames(clip_vision, changed[:1])[0] if clip_vision else None))
     return out
 
 
