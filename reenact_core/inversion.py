@@ -140,7 +140,8 @@ class DenoisingObjective:
     """SVD's denoising loss on one reference video, with everything fixed precomputed.
 
     Sources: the reference (index 0) and its appearance-changed copies (1..K, appearance.py), each (x0, conditioning
-    latent). Training draws among the copies when there are any; the held-out loss reads the reference.
+    latent, appearance slot or None). Training draws among the copies when there are any; the held-out loss reads the
+    reference.
     """
 
     def __init__(self, model_patcher, reference_latents, condition_latent, settings: InversionSettings,
@@ -155,7 +156,7 @@ class DenoisingObjective:
         self.sources = [(self.model.process_latent_in(latents.to(self.device, torch.float32)),
                          condition.to(self.device, torch.float32), self._slot(image, reference_image))
                         for latents, condition, image in [(reference_latents, condition_latent, reference_image),
-                                                          *[(*copy, None)[:3] for copy in appearance_copies]]]
+                                                          *appearance_copies]]
         self.x0, self.condition_latent, _ = self.sources[0]
         self.training_sources = list(range(1, len(self.sources))) or [0]
         self.transformer_options = dict(model_patcher.model_options.get("transformer_options", {}))
@@ -397,7 +398,7 @@ def invert_motion(model_patcher, reference_latents, condition_latent, init_token
     whether the run ends, raises or is cancelled (any hook may raise to cancel).
     `resume` continues a run from its saved state, bit for bit on a CPU; `hooks.on_checkpoint` gets the
     state every `save_every` steps (0 = never). A non-finite loss raises NonFiniteLoss with the last
-    tokens whose loss was finite. `appearance_copies`, [(latents, conditioning latent[, image embedding])] of the
+    tokens whose loss was finite. `appearance_copies`, [(latents, conditioning latent, image embedding or None)] of the
     reference changed in look (appearance.encode_appearance_copies), are what the steps train on when given; the
     held-out loss reads the reference itself. `reference_image` (D,) fills the appearance slot (settings.appearance_slot). `stats`, when given, gets the step times, the compile report, the held-out
     losses and where a stop rule ended the run.
