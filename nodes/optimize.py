@@ -209,8 +209,9 @@ class OptimizeMotionEmbedding(io.ComfyNode):
                 io.Boolean.Input("stop_when_learned", default=DEFAULTS.stop_when_learned, optional=True,
                                  tooltip="End the run once the held-out loss has improved by less than "
                                          "stop_min_improvement over the last stop_patience evaluations; steps is "
-                                         "then the most it may take. The evidence for the rule and the default: "
-                                         f"{TOY_BENCHMARKS}."),
+                                         "then the most it may take. Off by default: on the SVD-like toy the "
+                                         "held-out loss flattened long before the motion was learned. The "
+                                         f"evidence: {TOY_BENCHMARKS}."),
                 io.Int.Input("stop_patience", default=DEFAULTS.stop_patience, min=1, max=1000, optional=True,
                              tooltip="Held-out evaluations without enough improvement before the run stops.",
                              **advanced(io.Int)),
