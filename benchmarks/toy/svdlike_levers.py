@@ -49,7 +49,8 @@ ROWS = {
     "slot+augment_1.0": dict(appearance_slot=True, augment_copies=8, augment_strength=1.0),
     "slot+augment_colour_1.0": dict(appearance_slot=True, augment_copies=8, augment_strength=1.0,
                                     augment_changes="colour"),
-    # the pack's defaults as a user gets them (lr, the stop rule, steps at most 1000)
+    # the pack's defaults as a user got them before this table: lr 1e-2, at most 1000 steps, stop_when_learned on (the
+    # defaults now, with the stop off, are svdlike_stop_rule.py's runs: 1000 steps)
     "pack_defaults": "defaults",
 }
 
@@ -61,7 +62,7 @@ def base_settings(args):
 def row_settings(name, args):
     change = ROWS[name]
     if change == "defaults":
-        return replace(InversionSettings(), checkpointing="off", precision="fp32")
+        return replace(InversionSettings(), checkpointing="off", precision="fp32", stop_when_learned=True)
     return replace(base_settings(args), **change)
 
 
