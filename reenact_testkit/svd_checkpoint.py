@@ -117,5 +117,12 @@ def cached_random_svd_checkpoint(cache_dir: str | None = None) -> str:
     os.makedirs(cache_dir, exist_ok=True)
     path = os.path.join(cache_dir, "svd_random_weights.safetensors")
     if not is_current(path):
-        write_random_svd_checkpoint(path)
+        # In a child process: its 4.5 GB of tensors leave with it, rather than staying in the test worker's memory
+        # beside the server that loads the file (two test workers share the machine's 24 GiB).
+        import subprocess
+        import sys
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        subprocess.run([sys.executable, "-c", "import sys; from reenact_cli.locate import setup_comfyui; "
+                        "setup_comfyui(); from reenact_testkit.svd_checkpoint import write_random_svd_checkpoint; "
+                        "write_random_svd_checkpoint(sys.argv[1])", path], cwd=root, check=True, timeout=1800)
     return path
