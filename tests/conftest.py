@@ -41,14 +41,16 @@ SERVER_FIXTURES = {"comfy_server", "published_server"}
 FLOOR_RUN = os.environ.get("REENACT_FLOOR_RUN") == "1"
 
 
-# pytest-xdist groups (`--dist loadgroup`, scripts/run_tests.sh): one worker runs a whole group, in order. Every test
-# that holds SVD's full-size weights (a full-size server, or the UNet in-process) is in one group, so the two workers
-# never hold them at once (24 GiB) and the session's full-size server starts once; any other test is grouped with its
-# module, so module fixtures (servers, trained toys) are made once. Heaviest groups first, so none is left for last.
+# pytest-xdist groups (`--dist loadgroup`, scripts/run_tests.sh): one worker runs a whole group, in order. Every module
+# with a test that holds SVD's full-size weights (a full-size server, or the UNet in a benchmark run: 6-9 GB each) is
+# in one group, so the two workers never hold them at once (24 GiB) and the session's full-size server starts once;
+# any other test is grouped with its module, so module fixtures (servers, trained toys) are made once. Heaviest
+# groups first, so none is left for last.
 FULL_SIZE_GROUP = "full-size weights"
-FULL_SIZE_MODULES = {"test_benchmark_smoke.py"}
-HEAVY_FIRST = (FULL_SIZE_GROUP, "test_browser.py", "test_library.py", "test_inversion.py", "test_compiled_step.py",
-               "test_svdlike_toy.py", "test_library_ray.py", "test_server_queue.py")
+FULL_SIZE_MODULES = {"test_benchmark_smoke.py", "test_browser.py", "test_main_command.py", "test_server_workflows.py",
+                     "test_published_pack.py", "test_pack_loading.py"}
+HEAVY_FIRST = (FULL_SIZE_GROUP, "test_library.py", "test_inversion.py", "test_compiled_step.py", "test_svdlike_toy.py",
+               "test_library_ray.py", "test_server_queue.py", "test_toy_nodes.py", "test_toy_fidelity.py")
 
 
 def xdist_group(item) -> str:
