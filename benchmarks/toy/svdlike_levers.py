@@ -135,9 +135,10 @@ def seed_spread(rows, key):
 def table(args):
     with open(args.out) as f:
         rows = [r for r in map(json.loads, f) if r and r.get("fixture") == os.path.basename(args.fixture)]
-    print(f"| row | transfer matches | transfer path error (px), mean over seeds (range) | colour cos with target | "
-          f"with the look swapped: matches, path error | reconstruction path error (px) | s/step | steps run |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| row | seeds | transfer matches | transfer path error (px): mean of the seeds' means (their range) | "
+          "colour cos with target | with the look swapped: matches, path error, colour cos | reconstruction path "
+          "error (px) | s/step (median) | steps run |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for name in ROWS:
         sel = [r for r in rows if r["row"] == name]
         if not sel:
@@ -145,12 +146,15 @@ def table(args):
         swapped = [r for r in sel if "transfer_swapped" in r]
         step = [r["s_per_step"] for r in sel if r.get("s_per_step")]
         steps_run = [r["steps_run"] for r in sel if r.get("steps_run")]
-        cells = [name, f"{sum(r['transfer']['match'] for r in sel)}/{len(sel)}", seed_spread(sel, "transfer"),
+        seeds = ",".join(str(seed) for seed in sorted({r["seed"] for r in sel}))
+        cells = [name, seeds, f"{sum(r['transfer']['match'] for r in sel)}/{len(sel)}", seed_spread(sel, "transfer"),
                  spread(r["transfer"]["colour_cos_target"] for r in sel),
                  f"{sum(r['transfer_swapped']['match'] for r in swapped)}/{len(swapped)}, "
-                 f"{seed_spread(swapped, 'transfer_swapped')}" if swapped else "-",
+                 f"{seed_spread(swapped, 'transfer_swapped')}, "
+                 f"{statistics.mean(r['transfer_swapped']['colour_cos_target'] for r in swapped):.2f}"
+                 if swapped else "-",
                  seed_spread(sel, "reconstruction"), f"{statistics.median(step):.3f}" if step else "-",
-                 spread(steps_run) if steps_run else "-"]
+                 f"{statistics.median(steps_run):.0f} ({min(steps_run)}-{max(steps_run)})" if steps_run else "-"]
         print("| " + " | ".join(cells) + " |")
 
 
