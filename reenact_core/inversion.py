@@ -402,8 +402,9 @@ def invert_motion(model_patcher, reference_latents, condition_latent, init_token
     state every `save_every` steps (0 = never). A non-finite loss raises NonFiniteLoss with the last
     tokens whose loss was finite. `appearance_copies`, [(latents, conditioning latent, image embedding or None)] of the
     reference changed in look (appearance.encode_appearance_copies), are what the steps train on when given; the
-    held-out loss reads the reference itself. `reference_image` (D,) fills the appearance slot (settings.appearance_slot). `stats`, when given, gets the step times, the compile report, the held-out
-    losses and where a stop rule ended the run.
+    held-out loss reads the reference itself. `reference_image` (D,) fills the appearance slot
+    (settings.appearance_slot). `stats`, when given, gets the step times, the compile report, the held-out losses and
+    where a stop rule ended the run.
     Between steps, with the MODEL as the user has it (the run's layer wrappers and compute dtype are taken off and
     put back after, so ComfyUI may even unload the UNet meanwhile):
     - every `settings.held_out_every` steps, at the start and at the end (when the run is at least that long),

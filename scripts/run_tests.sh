@@ -48,5 +48,6 @@ REENACT_FLOOR_RUN=1 PYTHONPATH="$floor_site${PYTHONPATH:+:$PYTHONPATH}" COMFYUI_
   "$py" -m pytest tests -q "${parallel[@]}" $(junit floor) "${args[@]}"
 floor_rc=$?
 echo "floor ComfyUI ($floor): pytest exit $floor_rc; whole run $(( (SECONDS - started) / 60 )) min"
-[ -n "$timings" ] && printf 'newest %s\nfloor %s\n' "$newest_s" "$(( SECONDS - started - newest_s ))" > "$timings/phases.txt"
+[ -n "$timings" ] &&
+  printf 'newest %s\nfloor %s\n' "$newest_s" "$(( SECONDS - started - newest_s ))" > "$timings/phases.txt"
 [ "$newest_rc" = 0 ] && [ "$floor_rc" = 0 ]

@@ -58,7 +58,8 @@ def main(argv=None):
                           settings=settings, stats=stats, appearance_copies=copies, reference_image=image)
             times[name].append(statistics.median(stats.step_seconds))
     base = statistics.median(times["none"])
-    print("| lever | s/step (median of turns) | ratio to none | set-up s (the toy VAE, and the copies made and encoded) |\n|---|---|---|---|")
+    print("| lever | s/step (median of turns) | ratio to none | set-up s (the toy VAE, and the copies made and "
+          "encoded) |\n|---|---|---|---|")
     for name in ROWS:
         step = statistics.median(times[name])
         print(f"| {name} | {step:.4f} | {step / base:.2f} | {statistics.median(setup[name]):.3f} |")

@@ -27,7 +27,8 @@ setup_comfyui()
 import torch  # noqa: E402
 
 from reenact_core.held_out import StopRule, held_out_loss  # noqa: E402
-from reenact_core.inversion import DEFAULTS, DenoisingObjective, InversionSettings, RunHooks, invert_motion  # noqa: E402
+from reenact_core.inversion import (DEFAULTS, DenoisingObjective, InversionSettings, RunHooks,  # noqa: E402
+                                    invert_motion)
 from reenact_testkit import svdlike_fidelity  # noqa: E402
 from reenact_toy import svdlike_toy, toy_clip_vision  # noqa: E402
 
