@@ -34,7 +34,10 @@ junit() { [ -n "$timings" ] && echo "--junitxml=$timings/$1.xml"; }
 started=$SECONDS
 if [ "$quick" = 1 ]; then
   seed_args=()
-  printf '%s\n' "${args[@]}" | grep -q -- '--random-order-seed' || seed_args=(--random-order-seed="$RANDOM")
+  if ! printf '%s\n' "${args[@]}" | grep -q -- '--random-order-seed'; then
+    seed_args=(--random-order-seed="$RANDOM")
+    echo "quick tier in a random order: ${seed_args[0]} (pass it to repeat this order)"
+  fi
   COMFYUI_PATH="$newest" "$py" -m pytest tests -q -m "not full" -p random_order --random-order-bucket=global \
     "${seed_args[@]}" "${parallel[@]}" "${args[@]}"
   exit $?
