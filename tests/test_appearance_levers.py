@@ -236,10 +236,10 @@ def test_the_commands_lever_flags_are_the_nodes_inputs():
     assert tuple(OPTIMIZE_LEVERS) == LEVER_SETTINGS
     for node, names in (("OptimizeMotionEmbedding", OPTIMIZE_LEVERS), ("ApplyMotionEmbedding", APPLY_LEVERS)):
         assert set(names) <= {i.id for i in node_class(node).define_schema().inputs}, node
-    args = library.parse(["learn", "--library", "lib", "--augment-copies", "4", "--appearance-slot",
-                          "--appearance", SWAP_LOOK])
-    assert library.settings_of(args)["levers"] == {"augment_copies": 4, "appearance_slot": True,
-                                                   "appearance": SWAP_LOOK}
+    argv = ["--library", "lib", "--augment-copies", "4", "--appearance-slot", "--appearance", SWAP_LOOK]
+    assert library.settings_of(library.parse(["learn", *argv]))["levers"] == {"augment_copies": 4,
+                                                                             "appearance_slot": True}
+    assert library.settings_of(library.parse(["apply", *argv]))["levers"] == {"appearance": SWAP_LOOK}
     assert "levers" not in library.settings_of(library.parse(["learn", "--library", "lib"])), \
         "no lever set: a library made before the levers keeps its job ids"
 
@@ -256,11 +256,11 @@ def test_the_library_toy_prompts_carry_the_levers_and_the_sampler_steps():
     from reenact_cli.library.jobs import Job
     from reenact_cli.workflow_api import nodes_of_type
     argv = ["--library", "lib", "--toy", "--sampler-steps", "7", "--augment-copies", "2", "--appearance", SWAP_LOOK]
-    settings = library.settings_of(library.parse(["apply", *argv]))
+    learned, applied_settings = (library.settings_of(library.parse([command, *argv])) for command in ("learn", "apply"))
     info = object_info("OptimizeMotionEmbedding", "ApplyMotionEmbedding")
-    learn = graphs.learn_prompt(Job("learn", {"reference": "ref.mp4"}, settings, "learn-1"), "ref.mp4", info)
-    apply = graphs.apply_prompt(Job("apply", {"image": "img.png"}, settings, "apply-1"), "img.png", "m.safetensors",
-                                info)
+    learn = graphs.learn_prompt(Job("learn", {"reference": "ref.mp4"}, learned, "learn-1"), "ref.mp4", info)
+    apply = graphs.apply_prompt(Job("apply", {"image": "img.png"}, applied_settings, "apply-1"), "img.png",
+                                "m.safetensors", info)
     assert nodes_of_type(learn, "OptimizeMotionEmbedding")[0]["inputs"]["augment_copies"] == 2
     assert not nodes_of_type(learn, "KSampler") and not nodes_of_type(apply, "OptimizeMotionEmbedding")
     assert nodes_of_type(apply, "KSampler")[0]["inputs"]["steps"] == 7, "--sampler-steps is honoured with --toy"

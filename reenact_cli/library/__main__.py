@@ -77,9 +77,9 @@ def settings_of(args) -> dict:
 
 
 def levers_of(args) -> dict:
-    """The levers set on the command line, under "levers" (part of a job's id); none set, no key, so the ids of
-    libraries made before the levers existed stay the same."""
-    levers = chosen_levers(args, {**OPTIMIZE_LEVERS, **APPLY_LEVERS})
+    """The levers set on the command line that act on this command's jobs (learn: Optimize's, apply: Apply's), under
+    "levers" (part of a job's id); none set, no key, so the ids of libraries made before the levers stay the same."""
+    levers = chosen_levers(args, OPTIMIZE_LEVERS if args.command == "learn" else APPLY_LEVERS)
     return {"levers": levers} if levers else {}
 
 
