@@ -92,9 +92,9 @@ def apply_change(frames: torch.Tensor, change: AppearanceChange) -> torch.Tensor
         images = TF.adjust_hue(images, change.hue)
     if change.brightness != 1.0:
         images = TF.adjust_brightness(images, change.brightness)
-    if change.contrast != 1.0:
-        # torchvision's contrast mixes each frame with its own mean grey; one factor for the clip keeps frames alike
-        images = TF.adjust_contrast(images, change.contrast)
+    if change.contrast != 1.0:  # about the clip's mean grey (torchvision's adjust_contrast takes each frame's own)
+        mean = TF.rgb_to_grayscale(images).mean()
+        images = images * change.contrast + mean * (1 - change.contrast)
     return images.clamp(0, 1).movedim(1, -1).contiguous()
 
 
