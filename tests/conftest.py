@@ -49,6 +49,9 @@ FLOOR_RUN = os.environ.get("REENACT_FLOOR_RUN") == "1"
 FULL_SIZE_GROUP = "full-size weights"
 FULL_SIZE_MODULES = {"test_benchmark_smoke.py", "test_browser.py", "test_main_command.py", "test_server_workflows.py",
                      "test_published_pack.py", "test_pack_loading.py"}
+# In the full-size group, the modules that hold the weights on their own (a benchmark run, the browser's module
+# server) go before the session's full-size server starts, which then stays up to the end: never two at once.
+FULL_SIZE_FIRST = ("test_benchmark_smoke.py", "test_browser.py")
 HEAVY_FIRST = (FULL_SIZE_GROUP, "test_library.py", "test_inversion.py", "test_compiled_step.py", "test_svdlike_toy.py",
                "test_library_ray.py", "test_server_queue.py", "test_toy_nodes.py", "test_toy_fidelity.py")
 
@@ -73,7 +76,9 @@ def pytest_collection_modifyitems(config, items):
         for item in items:
             item.add_marker(pytest.mark.xdist_group(xdist_group(item)))
         rank = {group: i for i, group in enumerate(HEAVY_FIRST)}
-        items.sort(key=lambda item: rank.get(xdist_group(item), len(rank)))  # stable: a module keeps its order
+        first = {module: i for i, module in enumerate(FULL_SIZE_FIRST)}
+        items.sort(key=lambda item: (rank.get(xdist_group(item), len(rank)),  # stable: a module keeps its order
+                                     first.get(item.path.name, len(first))))
 
 
 # The server check at run time: every server starts through ComfyServer.start, and the commands that start one run
