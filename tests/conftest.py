@@ -62,6 +62,7 @@ def xdist_group(item) -> str:
     return item.path.name
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook, which reads the groups into the test ids
 def pytest_collection_modifyitems(config, items):
     unmarked = [item.nodeid for item in items
                 if SERVER_FIXTURES & set(getattr(item, "fixturenames", ())) and not item.get_closest_marker("full")]
@@ -72,7 +73,8 @@ def pytest_collection_modifyitems(config, items):
         if deselected:
             config.hook.pytest_deselected(items=deselected)
             items[:] = [item for item in items if item.get_closest_marker("floor")]
-    if config.pluginmanager.hasplugin("xdist") and getattr(config.option, "dist", "no") == "loadgroup":
+    # a worker sees `--dist loadgroup` as option.loadgroup (xdist sets its own option.dist to "no")
+    if getattr(config.option, "loadgroup", False) or getattr(config.option, "dist", "no") == "loadgroup":
         for item in items:
             item.add_marker(pytest.mark.xdist_group(xdist_group(item)))
         rank = {group: i for i, group in enumerate(HEAVY_FIRST)}
