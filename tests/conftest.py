@@ -94,7 +94,7 @@ _running = {"item": None}
 def require_full_mark(what: str) -> None:
     item = _running["item"]
     if item is not None and not item.get_closest_marker("full"):
-        pytest.fail(f"{item.nodeid} starts {what} but is not marked full (tests that start a server are full-tier: "
+        pytest.fail(f"{item.nodeid.split('@')[0]} starts {what} but is not marked full (tests that start a server are full-tier: "
                     f"README, \"Run the tests\")", pytrace=False)
 
 
