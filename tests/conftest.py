@@ -94,8 +94,8 @@ _running = {"item": None}
 def require_full_mark(what: str) -> None:
     item = _running["item"]
     if item is not None and not item.get_closest_marker("full"):
-        pytest.fail(f"{item.nodeid.split('@')[0]} starts {what} but is not marked full (tests that start a server are full-tier: "
-                    f"README, \"Run the tests\")", pytrace=False)
+        pytest.fail(f"{item.nodeid.split('@')[0]} starts {what} but is not marked full (tests that start a server "
+                    f"are full-tier: README, \"Run the tests\")", pytrace=False)
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -210,10 +210,25 @@ def comfy_server(tmp_path_factory):
 
     base = prepare_base_directory(str(tmp_path_factory.mktemp("comfy_base")), PACK_ROOT)
     server = ComfyServer(COMFYUI, base).start()
+    _suite_server["client"] = ComfyClient(server.url)
     try:
-        yield server, ComfyClient(server.url)
+        yield server, _suite_server["client"]
     finally:
+        _suite_server["client"] = None
         server.stop()
+
+
+_suite_server = {"client": None}
+
+
+@pytest.fixture(scope="session")
+def free_suite_model():
+    """Call it before starting a full-size server of a test's own: the suite's server (when up) lets its full-size
+    model go, through ComfyUI's own /free, so two are never held at once (24 GiB, and a second test worker beside)."""
+    def free():
+        if _suite_server["client"] is not None:
+            _suite_server["client"].post_json("/free", {"unload_models": True, "free_memory": True})
+    return free
 
 
 @pytest.fixture(scope="module")

@@ -109,12 +109,13 @@ FRONTENDS = ["bundled", *newer_versions()]
 
 
 @pytest.fixture(scope="module", params=FRONTENDS)
-def frontend(request, comfy_server, tmp_path_factory):
+def frontend(request, comfy_server, tmp_path_factory, free_suite_model):
     """(version, server, client, extra server args): the frontend the ComfyUI under test pins, on the suite's
     server, then each newer one (scripts/test-frontends.txt) on a server of its own started with --front-end-root."""
     if request.param == "bundled":
         yield (bundled_version(), *comfy_server, ())
         return
+    free_suite_model()
     args = ("--front-end-root", front_end_root(request.param))
     base = prepare_base_directory(str(tmp_path_factory.mktemp("comfy_base_frontend")), PACK_ROOT)
     with ComfyServer(comfyui_root(), base, extra_args=args) as server:

@@ -156,13 +156,14 @@ def write_embedding(path, frames: int, dim: int, seed: int):
     return tokens
 
 
-def test_embedding_applies_the_given_file_not_an_older_one_of_the_same_name(tmp_path):
+def test_embedding_applies_the_given_file_not_an_older_one_of_the_same_name(tmp_path, free_suite_model):
     """The server already holds an older motion.safetensors in models/motion_embeddings/reenact_cli/, made for
     another model (dim 768: Apply Motion Embedding refuses it against SVD's 1024). The run must apply the given
     file's tokens (so it succeeds) and leave the older file as it was."""
     from reenact_core.embedding_file import load_embedding
     from reenact_testkit.server_env import prepare_base_directory
     _, image = media(tmp_path)
+    free_suite_model()
     base = prepare_base_directory(str(tmp_path / "comfy_base"), PACK_ROOT)
     older = tmp_path / "comfy_base" / "models" / "motion_embeddings" / "reenact_cli" / "motion.safetensors"
     older.parent.mkdir(parents=True)
