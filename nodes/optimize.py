@@ -6,7 +6,7 @@ import comfy.model_management
 import comfy.utils
 from comfy_api.latest import io
 
-from ..reenact_core.appearance import AUGMENT_CHANGES, appearance_copies_for, geometry_problem
+from ..reenact_core.appearance import AUGMENT_CHANGES, appearance_copies_for, geometry_problem, widest_changes
 from ..reenact_core.layer_wrappers import CHECKPOINTING_MODES, COMPILE_MODES
 from ..reenact_core.errors import ReenactError
 from ..reenact_core.inversion import (DEFAULTS, LEVER_SETTINGS, LR_SCHEDULES, InversionSettings, RunHooks,
@@ -120,9 +120,7 @@ class OptimizeMotionEmbedding(io.ComfyNode):
                              **advanced(io.Int)),
                 io.Float.Input("augment_strength", default=DEFAULTS.augment_strength, min=0.0, max=1.0, step=0.05,
                                optional=True,
-                               tooltip="How far the copies' look may differ: at 1 a hue turn of up to half a turn, "
-                                       "saturation x0.5-2, brightness x0.8-1.25, contrast x0.67-1.5, one copy in "
-                                       "five grey, zoom x0.67-1.5 and a shift of up to 15% of the side.",
+                               tooltip=f"How far the copies' look may differ: at 1, {widest_changes()}.",
                                **advanced(io.Float)),
                 io.Combo.Input("augment_changes", options=list(AUGMENT_CHANGES), default=DEFAULTS.augment_changes,
                                optional=True, tooltip="Which changes the copies get.", **advanced(io.Combo)),

@@ -35,6 +35,15 @@ MIN_LATENT_SIDE = 8  # what a zoomed-out copy must keep of each side, in latent 
 LATENT_PIXELS = 8  # pixels per latent pixel (SVD's VAE)
 
 
+def widest_changes() -> str:
+    """The ranges at strength 1, in words (Optimize Motion Embedding's tooltip): the constants above, not a copy."""
+    def factor(log_max):
+        return f"x{math.exp(-log_max):.2f}-{math.exp(log_max):.2f}"
+    return (f"a hue rotation of up to {MAX_HUE_TURN:g} turn either way, saturation {factor(MAX_LOG_SATURATION)}, brightness "
+            f"{factor(MAX_LOG_BRIGHTNESS)}, contrast {factor(MAX_LOG_CONTRAST)}, a {MAX_GREY_CHANCE:.0%} chance of "
+            f"grey, zoom {factor(MAX_LOG_ZOOM)} and a shift of up to {MAX_SHIFT:.0%} of the side")
+
+
 @dataclass(frozen=True)
 class AppearanceChange:
     """One copy's change: colour factors (1 = unchanged), a hue rotation in turns, grey or not, and a zoom about the
