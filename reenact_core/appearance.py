@@ -39,9 +39,9 @@ def widest_changes() -> str:
     """The ranges at strength 1, in words (Optimize Motion Embedding's tooltip): the constants above, not a copy."""
     def factor(log_max):
         return f"x{math.exp(-log_max):.2f}-{math.exp(log_max):.2f}"
-    return (f"a hue rotation of up to {MAX_HUE_TURN:g} turn either way, saturation {factor(MAX_LOG_SATURATION)}, brightness "
-            f"{factor(MAX_LOG_BRIGHTNESS)}, contrast {factor(MAX_LOG_CONTRAST)}, a {MAX_GREY_CHANCE:.0%} chance of "
-            f"grey, zoom {factor(MAX_LOG_ZOOM)} and a shift of up to {MAX_SHIFT:.0%} of the side")
+    return (f"a hue rotation of up to {MAX_HUE_TURN:g} turn either way, saturation {factor(MAX_LOG_SATURATION)}, "
+            f"brightness {factor(MAX_LOG_BRIGHTNESS)}, contrast {factor(MAX_LOG_CONTRAST)}, a {MAX_GREY_CHANCE:.0%} "
+            f"chance of grey, zoom {factor(MAX_LOG_ZOOM)} and a shift of up to {MAX_SHIFT:.0%} of the side")
 
 
 @dataclass(frozen=True)
