@@ -16,10 +16,13 @@ import torch
 HELD_OUT_SEED_OFFSET = 0x4E1D  # the held-out noise's generator: the run's seed plus this, apart from training's
 
 
-def held_out_sigmas(count: int, log_mean: float, log_std: float, sigma_min: float, sigma_max: float) -> list[float]:
-    """sigma at the (i + 1/2)/count quantiles of log-normal(log_mean, log_std), clamped to the model's range."""
+def held_out_sigmas(count: int, log_mean: float, log_std: float, sigma_min: float, sigma_max: float,
+                    quantiles=None) -> list[float]:
+    """sigma at the (i + 1/2)/count quantiles of log-normal(log_mean, log_std), or at the given `quantiles`, clamped
+    to the model's range."""
     normal = statistics.NormalDist()
-    sigmas = [math.exp(log_mean + log_std * normal.inv_cdf((i + 0.5) / count)) for i in range(count)]
+    quantiles = quantiles or [(i + 0.5) / count for i in range(count)]
+    sigmas = [math.exp(log_mean + log_std * normal.inv_cdf(q)) for q in quantiles]
     return [min(max(s, sigma_min), sigma_max) for s in sigmas]
 
 

@@ -26,7 +26,7 @@ from reenact_cli.locate import setup_comfyui  # noqa: E402
 setup_comfyui()
 import torch  # noqa: E402
 
-from reenact_core.held_out import StopRule, held_out_loss  # noqa: E402
+from reenact_core.held_out import StopRule, held_out_loss, held_out_sigmas  # noqa: E402
 from reenact_core.inversion import (DEFAULTS, DenoisingObjective, InversionSettings, RunHooks,  # noqa: E402
                                     invert_motion)
 from reenact_testkit import svdlike_fidelity  # noqa: E402
@@ -56,15 +56,10 @@ def stop_step(history, rule, floor, max_steps, every):
 
 
 def high_noise_draws(seed, settings, shape, model_sampling):
-    from statistics import NormalDist
-    import math
     generator = torch.Generator().manual_seed(seed + 0x51)
-    out = []
-    for q in HIGH_QUANTILES:
-        sigma = math.exp(settings.sigma_log_mean + settings.sigma_log_std * NormalDist().inv_cdf(q))
-        sigma = min(max(sigma, float(model_sampling.sigma_min)), float(model_sampling.sigma_max))
-        out.append((sigma, torch.randn(shape, generator=generator)))
-    return out
+    sigmas = held_out_sigmas(len(HIGH_QUANTILES), settings.sigma_log_mean, settings.sigma_log_std,
+                             float(model_sampling.sigma_min), float(model_sampling.sigma_max), HIGH_QUANTILES)
+    return [(sigma, torch.randn(shape, generator=generator)) for sigma in sigmas]
 
 
 def one_case(patcher, clip, case, recon, settings, sample_seed, n):
