@@ -3,7 +3,6 @@ import asyncio
 import json
 import mimetypes
 import os
-import threading
 import time
 import urllib.error
 import urllib.parse
@@ -13,7 +12,7 @@ from dataclasses import dataclass, field
 
 import aiohttp
 
-DONE_EVENTS = ("execution_success", "execution_error", "execution_interrupted")
+FINAL_STATUS = {"execution_success": "success", "execution_error": "error", "execution_interrupted": "interrupted"}
 
 
 class ApiError(RuntimeError):
@@ -24,7 +23,7 @@ class ApiError(RuntimeError):
 class PromptRun:
     """What the websocket said about one prompt."""
     prompt_id: str
-    status: str = "running"  # success | error | interrupted | timeout
+    status: str = "running"  # success | error | interrupted | timeout | stalled | cancelled | server_down
     events: list = field(default_factory=list)
 
     def of_type(self, event_type: str) -> list[dict]:
@@ -89,11 +88,14 @@ class ComfyClient:
         return asyncio.run(self._upload(path, subfolder, overwrite, name, timeout))
 
     async def _upload(self, path, subfolder, overwrite, name=None, timeout=120):
-        name = name or os.path.basename(path)
-        form = aiohttp.FormData()
         with open(path, "rb") as f:
-            form.add_field("image", f.read(), filename=name,
-                           content_type=mimetypes.guess_type(name)[0] or "application/octet-stream")
+            data = f.read()
+        return await self._upload_bytes(data, name or os.path.basename(path), subfolder, overwrite, timeout)
+
+    async def _upload_bytes(self, data, name, subfolder, overwrite, timeout):
+        form = aiohttp.FormData()
+        form.add_field("image", data, filename=name,
+                       content_type=mimetypes.guess_type(name)[0] or "application/octet-stream")
         form.add_field("subfolder", subfolder)
         form.add_field("overwrite", "true" if overwrite else "false")
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as session:
@@ -103,11 +105,18 @@ class ComfyClient:
                 answer = await r.json()
         return f"{answer['subfolder']}/{answer['name']}" if answer.get("subfolder") else answer["name"]
 
-    def download(self, output: dict, destination: str, timeout: float = 120) -> str:
-        """Save one output file (an entry of a history's outputs: filename, subfolder, type) to `destination`."""
+    def fetch(self, output: dict, timeout: float = 120) -> bytes:
+        """The bytes of one output file (an entry of a history's outputs: filename, subfolder, type)."""
         query = urllib.parse.urlencode({k: output[k] for k in ("filename", "subfolder", "type")})
-        with urllib.request.urlopen(f"{self.url}/view?{query}", timeout=timeout) as r, open(destination, "wb") as f:
-            f.write(r.read())
+        with urllib.request.urlopen(f"{self.url}/view?{query}", timeout=timeout) as r:
+            return r.read()
+
+    def download(self, output: dict, destination: str, timeout: float = 120) -> str:
+        """Save one output file to `destination`, whole or not at all, never over an existing file (a user's):
+        FileExistsError then."""
+        from reenact_core.file_writes import place_bytes
+        if not place_bytes(destination, self.fetch(output, timeout)):
+            raise FileExistsError(f"expected no file at {destination}, found one; it was left as it was")
         return destination
 
     def queue(self, prompt: dict, timeout: float = 60) -> str:
@@ -115,23 +124,49 @@ class ComfyClient:
         self.queued.append(answer["prompt_id"])
         return answer["prompt_id"]
 
-    def run(self, prompt: dict, on_event=None, timeout: float = 1800) -> PromptRun:
-        """Queue `prompt` and follow the websocket until it ends; `on_event(type, data)` sees every JSON message."""
-        return asyncio.run(self._run(prompt, on_event, timeout))
+    def upload_bytes(self, data: bytes, name: str, subfolder: str = "", overwrite: bool = False,
+                     timeout: float = 120) -> str:
+        """upload() of bytes held here (the library's Ray actors get their inputs this way)."""
+        return asyncio.run(self._upload_bytes(data, name, subfolder, overwrite, timeout))
 
-    async def _run(self, prompt, on_event, timeout):
+    def run(self, prompt: dict, on_event=None, timeout: float | None = None, stall_timeout: float | None = None,
+            cancelled=None) -> PromptRun:
+        """Queue `prompt` and follow it over the websocket until it ends: the one follower of the main command,
+        the demo and the library. `on_event(type, data)` sees each JSON message of this prompt. It also ends as
+        "timeout" after `timeout` s, "stalled" after `stall_timeout` s without any word from the server,
+        "cancelled" as soon as `cancelled()` is true (the caller then stops the prompt: cancel()), and
+        "server_down" when the connection fails or closes."""
+        return asyncio.run(self._run(prompt, on_event, timeout, stall_timeout, cancelled or (lambda: False)))
+
+    async def _run(self, prompt, on_event, timeout, stall_timeout, cancelled):
         ws_url = self.url.replace("http", "ws", 1) + f"/ws?clientId={self.client_id}"
-        async with aiohttp.ClientSession() as session:
-            async with session.ws_connect(ws_url, max_msg_size=0) as ws:
-                run = PromptRun(await asyncio.to_thread(self.queue, prompt))
-                try:
-                    await asyncio.wait_for(self._follow(ws, run, on_event), timeout)
-                except asyncio.TimeoutError:
-                    run.status = "timeout"
-                return run
+        run = PromptRun("")
+        try:
+            async with aiohttp.ClientSession() as session:
+                async with session.ws_connect(ws_url, max_msg_size=0, heartbeat=None) as ws:
+                    run.prompt_id = await asyncio.to_thread(self.queue, prompt, stall_timeout or 60)
+                    run.status = await self._follow(ws, run, on_event, timeout, stall_timeout, cancelled)
+        except (aiohttp.ClientConnectionError, ConnectionError):
+            run.status = "server_down"
+        return run
 
-    async def _follow(self, ws, run: PromptRun, on_event):
-        async for message in ws:
+    async def _follow(self, ws, run: PromptRun, on_event, timeout, stall_timeout, cancelled) -> str:
+        started = last_word = time.monotonic()
+        while True:
+            if cancelled():
+                return "cancelled"
+            now = time.monotonic()
+            if timeout is not None and now - started > timeout:
+                return "timeout"
+            if stall_timeout is not None and now - last_word > stall_timeout:
+                return "stalled"
+            try:
+                message = await asyncio.wait_for(ws.receive(), 1.0)
+            except asyncio.TimeoutError:
+                continue
+            if message.type in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.CLOSING, aiohttp.WSMsgType.ERROR):
+                return "server_down"
+            last_word = time.monotonic()  # any message, previews included, says the server is working
             if message.type != aiohttp.WSMsgType.TEXT:
                 continue
             event = json.loads(message.data)
@@ -141,55 +176,6 @@ class ComfyClient:
             run.events.append((kind, data))
             if on_event is not None:
                 on_event(kind, data)
-            if kind in DONE_EVENTS:
-                run.status = {"execution_success": "success", "execution_error": "error",
-                              "execution_interrupted": "interrupted"}[kind]
-                return
+            if kind in FINAL_STATUS:
+                return FINAL_STATUS[kind]
 
-
-class EventStream:
-    """Every websocket message for one client, recorded by a background thread; for watching a whole queue."""
-
-    def __init__(self, client: ComfyClient):
-        self.client = client
-        self.events: list[tuple[str, dict]] = []
-        self.connected = threading.Event()
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=lambda: asyncio.run(self._listen()), daemon=True)
-
-    async def _listen(self):
-        ws_url = self.client.url.replace("http", "ws", 1) + f"/ws?clientId={self.client.client_id}"
-        async with aiohttp.ClientSession() as session:
-            async with session.ws_connect(ws_url, max_msg_size=0) as ws:
-                self.connected.set()
-                while not self.stop.is_set():
-                    try:
-                        message = await ws.receive(timeout=0.5)
-                    except asyncio.TimeoutError:
-                        continue
-                    if message.type == aiohttp.WSMsgType.TEXT:
-                        event = json.loads(message.data)
-                        self.events.append((event.get("type"), event.get("data") or {}))
-                    elif message.type in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR):
-                        return
-
-    def __enter__(self):
-        self.thread.start()
-        if not self.connected.wait(30):
-            raise ApiError(f"no websocket connection to {self.client.url}")
-        return self
-
-    def __exit__(self, *exc):
-        self.stop.set()
-        self.thread.join(10)
-
-    def of(self, prompt_id: str, kind: str | None = None) -> list[dict]:
-        return [d for k, d in list(self.events) if d.get("prompt_id") == prompt_id and kind in (None, k)]
-
-    def wait_for(self, condition, timeout: float = 1800):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if condition():
-                return
-            time.sleep(0.2)
-        raise ApiError("timed out waiting on the websocket")

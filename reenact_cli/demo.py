@@ -73,17 +73,16 @@ def read_frames(path: str):
 
 
 def install_init(base_directory: str) -> None:
-    """Put the bundled init embedding where Load Motion Embedding finds it; never replace another file."""
+    """Put the bundled init embedding where Load Motion Embedding finds it; never replace another file (two servers
+    started at once may both put it: the second finds the same bytes)."""
+    from reenact_core.file_writes import place_new
     source = os.path.join(toy_demo.ASSETS, toy_demo.INIT)
     destination = os.path.join(base_directory, "models", "motion_embeddings", INIT_NAME)
-    if os.path.exists(destination):
+    if not place_new(destination, lambda path: shutil.copyfile(source, path)):
         with open(source, "rb") as a, open(destination, "rb") as b:
             if a.read() != b.read():
                 raise UserError(f"expected {destination} to be the demo's bundled init or absent, got another "
                                 f"file; move it away or pick another --base-directory")
-        return
-    os.makedirs(os.path.dirname(destination), exist_ok=True)
-    shutil.copyfile(source, destination)
 
 
 def run_demo(args) -> int:

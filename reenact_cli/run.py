@@ -66,14 +66,29 @@ def parse_args(argv=None):
             p.error("--demo uses its bundled toy clip and target; leave out --reference, --image and --embedding")
         if levers := chosen_levers(args, {**OPTIMIZE_LEVERS, **APPLY_LEVERS}):
             p.error(f"--demo runs the toy's own graph at its own settings; leave out {', '.join(levers)}")
-        args.output, args.steps = args.output or "reenact_demo_toy.mp4", args.steps or 60
+        args.output, args.steps = output_path(p, args.output, "reenact_demo_toy.mp4"), args.steps or 60
         return args
     if not args.image:
         p.error("give --image (the target image to animate), or --demo")
     if not args.reference and not args.embedding:
         p.error("give --reference (learn the motion) or --embedding (apply a saved one)")
-    args.output = args.output or "reenact_output.mp4"
+    args.output = output_path(p, args.output, "reenact_output.mp4")
     return args
+
+
+def output_path(parser, given: str | None, default: str) -> str:
+    """Where the video goes; never over an existing file. A given --output that exists is refused before any work;
+    the default name, when taken, becomes the first free <stem>_NNNNN<suffix> (as ComfyUI numbers its outputs)."""
+    if given is not None:
+        if os.path.exists(given):
+            parser.error(f"expected --output to name a new file, got {given}, which exists; move it or pick another")
+        return given
+    stem, suffix = os.path.splitext(default)
+    path, counter = default, 0
+    while os.path.exists(path):
+        counter += 1
+        path = f"{stem}_{counter:05}{suffix}"
+    return path
 
 
 def check_local_files(args):
@@ -161,7 +176,7 @@ def copy_to_numbered(source: str, folder: str, stem: str, suffix: str) -> str:
     error or Ctrl-C mid-copy leaves neither half a file nor the empty reservation."""
     import shutil
 
-    from reenact_core.safe_files import create_empty, fill_reserved, reserve_numbered  # here: it imports torch
+    from reenact_core.file_writes import create_empty, fill_reserved, reserve_numbered
     target = reserve_numbered(folder, stem, suffix, create_empty)
     fill_reserved(target, lambda tmp: shutil.copyfile(source, tmp))
     return target

@@ -105,7 +105,7 @@ def preview_saver(client, parent: str, base: str):
     def save(event: dict) -> str:
         nonlocal folder
         if folder is None:
-            from reenact_core.safe_files import reserve_numbered  # here: it imports torch, a plain run does not
+            from reenact_core.file_writes import reserve_numbered
             folder = reserve_numbered(parent, base, "", os.mkdir)
         try:
             return client.download(event["image"], os.path.join(folder, f"step_{int(event['step']):05}.webp"))

@@ -5,7 +5,8 @@ import re
 
 from .errors import ReenactError
 from .motion_embedding import MotionEmbedding
-from .safe_files import create_empty, read_safetensors, reserve_numbered, write_reserved
+from .file_writes import create_empty, reserve_numbered
+from .safe_files import read_safetensors, write_reserved
 
 FORMAT_NAME = "reenact-anything/motion-embedding"
 FORMAT_VERSION = 1

@@ -21,7 +21,8 @@ from .checkpoint_names import CHECKPOINTS_SUBFOLDER, STEP_FILE, list_checkpoints
 from .embedding_file import RUN_CHECKPOINT_FORMAT, TENSOR_KEY, safe_prefix
 from .errors import ReenactError
 from .inversion import DEFAULTS, InversionSettings, RunState, require_steps_beyond
-from .safe_files import create_empty, read_safetensors, reserve_numbered, short_fingerprint, write_reserved
+from .file_writes import create_empty, reserve_numbered
+from .safe_files import read_safetensors, short_fingerprint, write_reserved
 
 FORMAT_NAME = RUN_CHECKPOINT_FORMAT
 FORMAT_VERSION = 1

@@ -1,53 +1,19 @@
-"""The pack's files on disk, one helper per job: numbered names that never overwrite, writes that never leave
-half a file, a safetensors reader that refuses what it should, and short fingerprints.
+"""The pack's safetensors files: written whole (file_writes), read with the refusals they need, and short
+fingerprints.
 
 Motion embeddings (embedding_file.py) and run checkpoints (run_checkpoints.py) both use these, so a refusal
 or a naming rule is written once.
 """
 import hashlib
 import os
-import re
 
 import safetensors
 import safetensors.torch
 
 from .errors import ReenactError
+from .file_writes import fill_reserved
 
 PICKLE_EXTENSIONS = (".pt", ".pth", ".ckpt", ".bin", ".pkl")
-
-
-def reserve_numbered(parent: str, base: str, suffix: str, make) -> str:
-    """parent/base_NNNNN<suffix> with the next unused counter, created by `make(path)`, which must raise
-    FileExistsError when the name is taken (os.mkdir, or an O_EXCL open): two runs never share a name."""
-    os.makedirs(parent, exist_ok=True)
-    pattern = re.compile(re.escape(base) + r"_(\d{5})" + re.escape(suffix) + "$")
-    counter = 1 + max((int(m.group(1)) for f in os.listdir(parent) if (m := pattern.match(f))), default=0)
-    while True:
-        path = os.path.join(parent, f"{base}_{counter:05}{suffix}")
-        try:
-            make(path)
-            return path
-        except FileExistsError:
-            counter += 1
-
-
-def create_empty(path: str) -> None:
-    """Reserve a file name: created empty, refused (FileExistsError) if anything is there."""
-    os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
-
-
-def fill_reserved(path: str, write) -> None:
-    """Fill a file this run reserved (create_empty) by `write(temporary path)`, so a crash or Cancel mid-write
-    leaves neither a half-written file nor the empty reservation behind."""
-    tmp = path + ".tmp"
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        for leftover in (tmp, path):
-            if os.path.exists(leftover):
-                os.remove(leftover)
-        raise
 
 
 def write_reserved(path: str, tensors: dict, metadata: dict) -> None:

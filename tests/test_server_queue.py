@@ -15,13 +15,14 @@ import shutil
 import pytest
 import torch
 
-from reenact_cli.api_client import DONE_EVENTS, ComfyClient, EventStream
+from reenact_cli.api_client import ComfyClient
 from reenact_cli.comfy_server import ComfyServer
 from reenact_cli.demo import TOY_NODES, demo_prompt, install_init
 from reenact_cli.locate import PACK_ROOT
 from reenact_core.embedding_file import load_embedding
 from reenact_core.events import LOSS_EVENT
 from reenact_testkit.comfy_pack import comfyui_root
+from reenact_testkit.event_stream import FINAL_EVENTS, EventStream
 from reenact_testkit.server_env import prepare_base_directory
 from reenact_testkit.server_prompts import run_ok, saved_embedding_path, saved_latent, with_saved_latent
 from reenact_toy import toy_demo
@@ -111,7 +112,7 @@ def test_ten_queued_prompts_with_one_cancelled(toy_server):
                         or stream.of(cancel_id, "execution_success"))
         client.interrupt()
         for prompt_id in prompt_ids:
-            stream.wait_for(lambda: any(stream.of(prompt_id, kind) for kind in DONE_EVENTS))
+            stream.wait_for(lambda: any(stream.of(prompt_id, kind) for kind in FINAL_EVENTS))
             memory_after_each.append(resident_mb(server.process.pid))
     for prompt_id, (kind, seed) in zip(prompt_ids, plan):
         entry = client.history(prompt_id)

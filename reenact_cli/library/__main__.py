@@ -7,7 +7,8 @@
 Servers: --servers URL ... (running ComfyUIs with the pack; --models-dir the models folder they use, readable
 here), or --start N (N servers started here: one per --cuda-devices entry, else on the CPU). Back-ends: local (a
 thread per server; no extra dependency) or ray (--backend ray [--ray-address ADDRESS]; `pip install ray`).
-The manifest (DIR/manifest.jsonl) is the source of truth: a rerun skips what is done and goes on with the rest.
+The manifest (DIR/manifest.sqlite) is the source of truth: a rerun skips what is done and goes on with the rest
+(--retry-failed: failed jobs too).
 Exit: 0 when every job is done, 1 when some failed or are still pending, 2 for bad input, 130 on Ctrl-C.
 """
 import argparse
@@ -19,11 +20,9 @@ from ..lever_flags import APPLY_LEVERS, OPTIMIZE_LEVERS, add_lever_arguments, ch
 from ..run import demo_import_problem
 from ..session import scratch_folder
 from . import jobs as job_kit
-from .execute import run_job
 from .manifest import DONE, Manifest
 from .report import Progress, contact_sheet, summary_table
 from .scheduler import Scheduler
-from .servers import Server, check, start_servers, stop_servers
 
 EXIT_BAD_INPUT, EXIT_INCOMPLETE, EXIT_CANCELLED = 2, 1, 130
 
@@ -44,6 +43,8 @@ def parse(argv=None):
     p.add_argument("--backend", choices=("local", "ray"), default="local")
     p.add_argument("--ray-address", help="an existing Ray cluster (default: ray.init() on this machine)")
     p.add_argument("--attempts", type=int, default=3, help="tries per job, over different servers where it can")
+    p.add_argument("--retry-failed", action="store_true",
+                   help="put this command's failed jobs back (their inputs checked again) and run them")
     p.add_argument("--stall-timeout", type=float, default=600.0,
                    help="seconds without a word from a server before its job is given to another")
     p.add_argument("--toy", action="store_true", help="the demo's toy model instead of SVD (tests, a first try)")
@@ -103,12 +104,12 @@ def make_jobs(args, manifest, settings):
         raise SystemExit(str(e))
 
 
-def attempt_runner(args, library):
+def backend_of(args):
     if args.backend == "ray":
         from .backend_ray import RayBackend
-        return RayBackend(args, library)
-    return lambda server, job, cancelled: run_job(job, server.url, server.models_dir, library, args.stall_timeout,
-                                                  cancelled)
+        return RayBackend(args)
+    from .backend_local import LocalBackend
+    return LocalBackend(args)
 
 
 def main(argv=None) -> int:
@@ -131,53 +132,40 @@ def main(argv=None) -> int:
     except SystemExit as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    devices = args.cuda_devices.split(",") if args.cuda_devices else None
+    if args.start and devices and len(devices) != args.start:
+        print(f"error: expected {args.start} --cuda-devices, got {devices}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     with scratch_folder("reenact_library_") as workdir:
-        servers, runner = [], None
+        backend = backend_of(args)
         try:
-            if args.start:
-                devices = args.cuda_devices.split(",") if args.cuda_devices else None
-                if devices and len(devices) != args.start:
-                    print(f"error: expected {args.start} --cuda-devices, got {devices}", file=sys.stderr)
-                    return EXIT_BAD_INPUT
-                if args.backend == "local":
-                    servers = start_servers(args.start, workdir, devices, args.toy, args.models_dir)
-            servers += [Server(url.rstrip("/"), args.models_dir) for url in args.servers]
-            if args.backend == "ray":
-                runner = attempt_runner(args, manifest.library)
-                servers = runner.start(servers, args.start, workdir)
-            else:
-                runner = attempt_runner(args, manifest.library)
+            servers = backend.start(args.servers, args.start, workdir)
             checkpoint = None if args.toy else args.checkpoint
-            problems = [p for p in (check(s, args.toy, checkpoint) for s in servers) if p]
+            problems = [p for p in (backend.check(s, args.toy, checkpoint) for s in servers) if p]
             if problems or not servers:
                 print("error: " + ("\n".join(problems) if problems else "expected --servers or --start"),
                       file=sys.stderr)
                 return EXIT_BAD_INPUT
-            if args.toy:
-                from ..demo import install_init
-                for server in servers:
-                    install_init(os.path.dirname(server.models_dir))
-            return run_library(args, manifest, servers, runner, jobs)
+            return run_library(args, manifest, servers, backend, jobs)
         finally:
-            if args.backend == "ray" and runner is not None:
-                runner.stop()
-            stop_servers(servers)
+            backend.stop()
 
 
-def run_library(args, manifest, servers, runner, jobs) -> int:
+def run_library(args, manifest, servers, backend, jobs) -> int:
     manifest.open_run()
-    scheduler = Scheduler(manifest, servers, runner, args.attempts)
+    scheduler = Scheduler(manifest, servers, backend, args.attempts)
     progress = Progress(scheduler)
-    scheduler.on_change = progress.show
+    scheduler.on_change, scheduler.notice = progress.show, progress.write
     try:
-        states = scheduler.run(jobs)
+        states = scheduler.run(jobs, retry_failed=args.retry_failed)
     except KeyboardInterrupt:
+        progress.close()
         print("\ncancelled: running jobs were stopped on their servers and given back; rerun to go on",
               file=sys.stderr)
         return EXIT_CANCELLED
     finally:
         manifest.close_run()
-    progress.show(force=True)
+    progress.close()
     ids = [j.id for j in jobs]
     print(summary_table(states, ids))
     sheet = contact_sheet(states, [i for i, s in states.items() if s.kind in ("learn", "apply")],

@@ -1,79 +1,50 @@
-"""One attempt of one job on one server: upload its input, queue its graph, follow it over the websocket with a
-stall timeout, and put its output into the library atomically (never over an existing file).
+"""One attempt of one job on one server, run where the server is: the local back-end calls it in a thread per server,
+the Ray back-end inside the server's actor, on the server's node. Its inputs come in as bytes and its output goes
+back as bytes, so it needs nothing of the library's folder and the driver never needs to reach the server.
 
-Used by both back-ends: the local one calls it in a thread per server, the Ray one inside the server's actor.
+An attempt uploads its input, queues its graph, follows it (ComfyClient.run) with a stall timeout, and reads its
+output. How it failed decides what happens to the server (`Outcome`):
+- the connection failed: the server is down (no more jobs);
+- the server stopped answering in time: it stalled, and rests until it answers again and no longer holds the
+  prompt (`server_state`);
+- anything else (a refused graph, an execution error, a missing output): the job's failure, not the server's.
 """
-import asyncio
-import json
 import os
-import shutil
 import time
 import urllib.error
 
 import aiohttp
 
 from reenact_core.checkpoint_names import STEP_FILE, list_checkpoints
+from reenact_core.file_writes import place_bytes
 
 from ..api_client import ApiError, ComfyClient
-from ..comfy_server import responds
 from .graphs import LIBRARY_FOLDER, apply_prompt, learn_prompt
 from .jobs import Outcome
 
 CANCELLED = "cancelled by the user (Ctrl-C)"
 STOP_WAIT = 30      # seconds a cancelled prompt is given to leave its server
 STOP_REPEAT = 2     # seconds between two asks to stop it
+FREE, BUSY, DOWN = "free", "busy", "down"
 
 
-def put_atomically(source: str, destination: str) -> str:
-    """Copy to a temporary name beside `destination`, then link it into place: the file appears whole or not at
-    all, and an existing file (another run's output of the same job: the same bytes) is never replaced."""
-    os.makedirs(os.path.dirname(destination), exist_ok=True)
-    partial = f"{destination}.{os.getpid()}.partial"
-    shutil.copyfile(source, partial)
-    try:
-        os.link(partial, destination)
-    except FileExistsError:
-        pass
-    finally:
-        os.unlink(partial)
-    return destination
+def connection_failed(error: BaseException) -> bool:
+    """True for an error that says nothing listens at the server's address (refused, reset, unreachable), False
+    for a timeout (a server that is slow or stopped still holds its connections) and for anything else."""
+    if isinstance(error, urllib.error.URLError) and not isinstance(error, urllib.error.HTTPError):
+        if not isinstance(error.reason, BaseException):
+            return True
+        error = error.reason
+        if isinstance(error, OSError) and not isinstance(error, TimeoutError):
+            return True   # urllib's connect: refused, unreachable, no such host
+    if isinstance(error, (TimeoutError, aiohttp.ServerTimeoutError)):
+        return False
+    return isinstance(error, (ConnectionError, aiohttp.ClientConnectionError))
 
 
-async def _follow(client: ComfyClient, prompt: dict, stall_timeout: float, cancelled) -> tuple[str, dict, str]:
-    """(status, error, prompt id): success | error | interrupted | stalled | cancelled | server_down."""
-    ws_url = client.url.replace("http", "ws", 1) + f"/ws?clientId={client.client_id}"
-    try:
-        async with aiohttp.ClientSession() as session:
-            async with session.ws_connect(ws_url, max_msg_size=0, heartbeat=None) as ws:
-                prompt_id = await asyncio.to_thread(client.queue, prompt, stall_timeout)
-                last = time.monotonic()
-                while True:
-                    if cancelled():
-                        return "cancelled", {}, prompt_id
-                    if time.monotonic() - last > stall_timeout:
-                        return "stalled", {}, prompt_id
-                    try:
-                        message = await asyncio.wait_for(ws.receive(), 1.0)
-                    except asyncio.TimeoutError:
-                        continue
-                    if message.type in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.CLOSING, aiohttp.WSMsgType.ERROR):
-                        return "server_down", {}, prompt_id
-                    if message.type != aiohttp.WSMsgType.TEXT:
-                        last = time.monotonic()
-                        continue
-                    event = json.loads(message.data)
-                    kind, data = event.get("type"), event.get("data") or {}
-                    if data.get("prompt_id") not in (None, prompt_id):
-                        continue
-                    last = time.monotonic()
-                    if kind == "execution_success":
-                        return "success", {}, prompt_id
-                    if kind == "execution_error":
-                        return "error", data, prompt_id
-                    if kind == "execution_interrupted":
-                        return "interrupted", {}, prompt_id
-    except (aiohttp.ClientError, ConnectionError, OSError):
-        return "server_down", {}, ""
+def timed_out(error: BaseException) -> bool:
+    reason = getattr(error, "reason", None)
+    return isinstance(error, (TimeoutError, aiohttp.ServerTimeoutError)) or isinstance(reason, TimeoutError)
 
 
 def stop_prompt(client: ComfyClient, prompt_id: str, wait: float = STOP_WAIT) -> bool:
@@ -93,23 +64,21 @@ def stop_prompt(client: ComfyClient, prompt_id: str, wait: float = STOP_WAIT) ->
         time.sleep(0.25)
 
 
-def _failure(status: str, error: dict, url: str, stall_timeout: float, detail: str = "", seconds=None) -> Outcome:
-    if status == "stalled":
-        alive = responds(url, timeout=5)
-        return Outcome(False, f"stalled: no word from {url} for {stall_timeout:.0f} s{detail}", server_down=not alive,
-                       seconds=seconds or {})
-    if status == "server_down":
-        return Outcome(False, f"server {url} went away during the job", server_down=True)
-    if status == "interrupted":
-        return Outcome(False, f"interrupted on {url} (by someone else)")
-    if status == "cancelled":
-        return Outcome(False, CANCELLED, retry=False)
-    return Outcome(False, f"execution error on {url}: {error.get('node_type', '?')}: "
-                          f"{str(error.get('exception_message', '')).strip()}")
+def server_state(url: str, prompt_id: str, timeout: float = 5) -> str:
+    """After a stall: FREE when the server answers and no longer holds `prompt_id` (it is asked to drop it while it
+    does), BUSY when it still holds it or does not answer in time, DOWN when nothing listens there."""
+    client = ComfyClient(url)
+    try:
+        if prompt_id and client.in_queue(prompt_id, timeout=timeout):
+            client.cancel(prompt_id, timeout=timeout)
+            return BUSY
+        return FREE
+    except (OSError, ApiError) as e:
+        return DOWN if connection_failed(e) else BUSY
 
 
 def latest_checkpoint(models_dir: str | None, job_id: str, steps: int) -> str:
-    """The newest run checkpoint of this job in a shared models folder that a run of `steps` can go on from, as
+    """The newest run checkpoint of this job in the server's models folder that a run of `steps` can go on from, as
     Optimize's `resume` names it; "none" when there is none (a finished run's last checkpoint is not one)."""
     if not models_dir:
         return "none"
@@ -118,71 +87,78 @@ def latest_checkpoint(models_dir: str | None, job_id: str, steps: int) -> str:
     return max(mine, key=lambda c: (c.split("/")[1], c)) if mine else "none"
 
 
-def run_job(job, url: str, models_dir: str | None, library: str, stall_timeout: float, cancelled=lambda: False):
-    """Run `job` on the server at `url`; returns an Outcome. `models_dir`: that server's models folder, where
-    this machine can read it (embeddings and checkpoints are fetched from there)."""
+def give_server_embedding(models_dir: str | None, motion: str, data: bytes) -> str:
+    """Put a learned motion into the server's motion_embeddings/reenact_library/ (an existing file of that motion
+    holds the same bytes: its name is its job id, a hash of what made it) and return its name for Load Motion
+    Embedding."""
+    if not models_dir:
+        raise ApiError("expected a server whose models folder is known, to give it the motion")
+    place_bytes(os.path.join(models_dir, "motion_embeddings", LIBRARY_FOLDER, f"{motion}.safetensors"), data)
+    return f"{LIBRARY_FOLDER}/{motion}.safetensors"
+
+
+def run_job(job, files: dict, url: str, models_dir: str | None, stall_timeout: float, cancelled=lambda: False):
+    """Run `job` on the server at `url`; an Outcome whose `data` holds the output's bytes. `files`: the job's input
+    bytes (library.job_files). `models_dir`: the server's models folder, read here (embeddings, checkpoints)."""
     client = ComfyClient(url)
-    seconds = {}
-    started = time.monotonic()
+    seconds, started = {}, time.monotonic()
     try:
         object_info = client.get_json("/object_info", timeout=stall_timeout)
         if job.kind == "learn":
             reference = job.inputs["reference"]
-            uploaded = client.upload(reference, subfolder=LIBRARY_FOLDER, timeout=stall_timeout,
-                                     name=job.id + os.path.splitext(reference)[1].lower())
+            uploaded = client.upload_bytes(files["reference"], job.id + os.path.splitext(reference)[1].lower(),
+                                           subfolder=LIBRARY_FOLDER, timeout=stall_timeout)
             resume = latest_checkpoint(models_dir, job.id, job.settings["steps"])
             prompt = learn_prompt(job, uploaded, object_info, resume)
         else:
-            uploaded = client.upload(job.inputs["image"], subfolder=LIBRARY_FOLDER, timeout=stall_timeout,
-                                     name=job.id + os.path.splitext(job.inputs["image"])[1].lower())
-            embedding = place_embedding(library, models_dir, job.inputs["motion"])
+            uploaded = client.upload_bytes(files["image"], job.id + os.path.splitext(job.inputs["image"])[1].lower(),
+                                           subfolder=LIBRARY_FOLDER, timeout=stall_timeout)
+            embedding = give_server_embedding(models_dir, job.inputs["motion"], files["embedding"])
             prompt = apply_prompt(job, uploaded, embedding, object_info)
         seconds["upload"] = round(time.monotonic() - started, 3)
         if cancelled():
             return Outcome(False, CANCELLED, retry=False, seconds=seconds)
         run_started = time.monotonic()
-        status, error, prompt_id = asyncio.run(_follow(client, prompt, stall_timeout, cancelled))
+        run = client.run(prompt, stall_timeout=stall_timeout, cancelled=cancelled)
         seconds["run"] = round(time.monotonic() - run_started, 3)
-        if status != "success":
-            try:
-                if status == "cancelled":
-                    stop_prompt(client, prompt_id)
-                elif status == "stalled":  # the server may be hung: asked once, not waited for
-                    client.cancel(prompt_id, timeout=5)
-            except (OSError, ApiError):
-                pass
-            outcome = _failure(status, error, url, stall_timeout)
-            outcome.seconds = seconds
+        if run.status != "success":
+            if run.status == "cancelled":
+                stop_prompt(client, run.prompt_id)
+            outcome = _failure(run.status, run.error or {}, url, stall_timeout, seconds)
+            outcome.prompt_id = run.prompt_id
             return outcome
         fetch_started = time.monotonic()
-        history = client.history(prompt_id)
-        output = fetch_output(client, job, history, models_dir, library)
+        history = client.history(run.prompt_id)
+        data = output_bytes(client, job, history, models_dir)
         seconds["server_execution"] = execution_seconds(history)
         seconds["fetch"] = round(time.monotonic() - fetch_started, 3)
         seconds["total"] = round(time.monotonic() - started, 3)
         resumed = [n["inputs"].get("resume") for n in prompt.values() if n["class_type"] == "OptimizeMotionEmbedding"]
         if resumed and resumed[0] not in (None, "none"):
             seconds["resumed_from"] = resumed[0]
-        return Outcome(True, output=output, seconds=seconds)
-    except (TimeoutError, asyncio.TimeoutError) as e:
-        return _failure("stalled", {}, url, stall_timeout, f" ({type(e).__name__})", seconds)
-    except urllib.error.URLError as e:
-        if isinstance(e.reason, TimeoutError):
-            return _failure("stalled", {}, url, stall_timeout, "", seconds)
-        return Outcome(False, f"server {url} went away during the job ({e})", server_down=True, seconds=seconds)
-    except (ConnectionError, OSError) as e:
-        return Outcome(False, f"server {url} went away during the job ({e})", server_down=True, seconds=seconds)
+        return Outcome(True, data=data, seconds=seconds)
     except ApiError as e:
         return Outcome(False, f"the server refused the job: {e}", seconds=seconds)
+    except (OSError, aiohttp.ClientError) as e:
+        if connection_failed(e):
+            return Outcome(False, f"server {url} went away during the job ({e})", server_down=True, seconds=seconds)
+        if timed_out(e):
+            return _failure("stalled", {}, url, stall_timeout, seconds, f" ({type(e).__name__})")
+        return Outcome(False, f"the attempt on {url} failed: {type(e).__name__}: {e}", seconds=seconds)
 
 
-def place_embedding(library: str, models_dir: str | None, motion: str) -> str:
-    """Put the learned motion into the server's motion_embeddings/reenact_library/ (same bytes: left as is)."""
-    source = os.path.join(library, "embeddings", f"{motion}.safetensors")
-    if not models_dir:
-        raise ApiError("expected a server whose models folder this machine can read, to give it the motion")
-    put_atomically(source, os.path.join(models_dir, "motion_embeddings", LIBRARY_FOLDER, f"{motion}.safetensors"))
-    return f"{LIBRARY_FOLDER}/{motion}.safetensors"
+def _failure(status: str, error: dict, url: str, stall_timeout: float, seconds: dict, detail: str = "") -> Outcome:
+    if status == "stalled":
+        return Outcome(False, f"stalled: no word from {url} for {stall_timeout:.0f} s{detail}", stalled=True,
+                       seconds=seconds)
+    if status == "server_down":
+        return Outcome(False, f"server {url} went away during the job", server_down=True, seconds=seconds)
+    if status == "interrupted":
+        return Outcome(False, f"interrupted on {url} (by someone else)", seconds=seconds)
+    if status == "cancelled":
+        return Outcome(False, CANCELLED, retry=False, seconds=seconds)
+    return Outcome(False, f"execution error on {url}: {error.get('node_type', '?')}: "
+                          f"{str(error.get('exception_message', '')).strip()}", seconds=seconds)
 
 
 def execution_seconds(history: dict) -> float | None:
@@ -193,25 +169,16 @@ def execution_seconds(history: dict) -> float | None:
     return None
 
 
-def fetch_output(client: ComfyClient, job, history: dict, models_dir: str | None, library: str) -> str:
+def output_bytes(client: ComfyClient, job, history: dict, models_dir: str | None) -> bytes:
+    """The bytes of the job's output: the saved embedding (from the server's models folder) or the first video."""
     outputs = history.get("outputs", {}).values()
     if job.kind == "learn":
         saved = [t[len("saved "):] for out in outputs for t in out.get("text", []) if t.startswith("saved ")]
         if not saved:
             raise ApiError("the run finished without saving an embedding")
-        source = os.path.join(models_dir, "motion_embeddings", saved[0])
-        return put_atomically(source, os.path.join(library, "embeddings", f"{job.id}.safetensors"))
+        with open(os.path.join(models_dir, "motion_embeddings", saved[0]), "rb") as f:
+            return f.read()
     videos = [f for out in outputs for f in out.get("images", []) if f["filename"].endswith((".mp4", ".webm"))]
     if not videos:
         raise ApiError("the run finished without a video")
-    folder = os.path.join(library, "videos")
-    os.makedirs(folder, exist_ok=True)
-    partial = os.path.join(folder, f"{job.id}.{os.getpid()}.download")
-    client.download(videos[0], partial)
-    try:
-        os.link(partial, os.path.join(folder, f"{job.id}.mp4"))
-    except FileExistsError:
-        pass
-    finally:
-        os.unlink(partial)
-    return os.path.join(folder, f"{job.id}.mp4")
+    return client.fetch(videos[0])

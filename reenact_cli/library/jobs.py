@@ -114,6 +114,33 @@ class Outcome:
     ok: bool
     reason: str = ""            # on failure: why, in a line
     retry: bool = True          # False when trying elsewhere cannot help
-    server_down: bool = False   # the server died or stopped answering: give it no more jobs
-    output: str = ""            # on success: the file written into the library
+    server_down: bool = False   # nothing listens at the server's address: give it no more jobs
+    stalled: bool = False       # the server stopped answering in time: it rests until it answers again
+    prompt_id: str = ""         # the prompt a stalled server may still hold
+    data: bytes | None = None   # on success, where the attempt ran: the output's bytes, for the driver to store
+    output: str = ""            # on success, in the driver: the file written into the library
     seconds: dict = field(default_factory=dict)
+
+
+def job_files(job, library: str) -> dict:
+    """The bytes an attempt needs, read in the driver (an attempt may run on another machine): learn, the reference
+    video; apply, the image and the learned motion."""
+    if job.kind == "learn":
+        return {"reference": _read(job.inputs["reference"])}
+    return {"image": _read(job.inputs["image"]),
+            "embedding": _read(os.path.join(library, "embeddings", f"{job.inputs['motion']}.safetensors"))}
+
+
+def _read(path: str) -> bytes:
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def store_output(library: str, job, data: bytes) -> str:
+    """An attempt's output into the library: embeddings/<job id>.safetensors or videos/<job id>.mp4, whole or not at
+    all; a file already there is another attempt's output of the same job (the id is a hash of its inputs)."""
+    from reenact_core.file_writes import place_bytes
+    folder, suffix = ("embeddings", ".safetensors") if job.kind == "learn" else ("videos", ".mp4")
+    path = os.path.join(library, folder, f"{job.id}{suffix}")
+    place_bytes(path, data)
+    return path

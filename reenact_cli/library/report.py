@@ -1,9 +1,15 @@
-"""What a person sees: one overall line (done, running, failed, time left) and a line per server while the run goes
-on; at the end a summary table and a contact sheet of the library (each motion's reference frames and, for apply,
+"""What a person sees: a progress bar for the run (done, running, failed, pending, time left) and a line per server
+while the run goes on; at the end a summary table and a contact sheet of the library (each motion's reference frames and, for apply,
 its results)."""
+import io
 import os
 import sys
+import threading
 import time
+
+from tqdm import tqdm
+
+from reenact_core.file_writes import replace_whole
 
 from .manifest import DONE, FAILED, PENDING, RUNNING
 
@@ -12,40 +18,74 @@ THUMB = 96
 
 
 class Progress:
-    def __init__(self, scheduler, stream=sys.stderr, every: float = 5.0):
-        self.scheduler, self.stream, self.every = scheduler, stream, every
-        self.started = time.monotonic()
-        self.last = 0.0
+    """tqdm bars: one for the whole run (jobs finished of all) and one line per server (its job, or why it is idle).
+    In a terminal they redraw in place; in a plain log (not a terminal) the same lines are printed every
+    `log_every` seconds, so a log holds readable lines rather than carriage returns."""
 
-    def show(self, force=False):
-        now = time.monotonic()
-        if not force and now - self.last < self.every:
-            return
-        self.last = now
-        s = self.scheduler
-        states = s.manifest.read()
-        ids = list(s.jobs)
-        tally = {k: sum(states[i].status == k for i in ids) for k in (DONE, RUNNING, FAILED, PENDING)}
-        finished_here = [h["seconds"].get("total", 0) for i in ids for h in states[i].history
-                         if h["outcome"] == "done" and h.get("seconds")]
-        live = max(1, len(s.live))
-        left = ""
-        if finished_here and tally[PENDING] + tally[RUNNING]:
-            per_job = sum(finished_here) / len(finished_here)
-            left = f", about {per_job * (tally[PENDING] + tally[RUNNING]) / live / 60:.1f} min left"
-        lines = [f"[library] {tally[DONE]}/{len(ids)} done, {tally[RUNNING]} running, {tally[FAILED]} failed, "
-                 f"{tally[PENDING]} pending{left}"]
+    def __init__(self, scheduler, stream=None, log_every: float = 30.0):
+        self.scheduler = scheduler
+        self.stream = stream or sys.stderr
+        self.terminal = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self.log_every, self.logged = log_every, 0.0
+        self.lock = threading.Lock()
+        out = self.stream if self.terminal else io.StringIO()
+        self.overall = tqdm(total=0, desc="library", unit="job", file=out, dynamic_ncols=True, position=0,
+                            leave=True)
+        self.bars = {server.name: tqdm(total=0, bar_format="{desc}", desc=f"{server.name}: idle", file=out,
+                                       position=i + 1, leave=False)
+                     for i, server in enumerate(scheduler.servers)}
+
+    def show(self):
+        with self.lock:
+            self._update()
+            if self.terminal:
+                for bar in (self.overall, *self.bars.values()):
+                    bar.refresh()
+            elif time.monotonic() - self.logged >= self.log_every:
+                self._log()
+
+    def _update(self):
+        s, now = self.scheduler, time.monotonic()
+        with s.lock:
+            s.refresh()
+            tally = dict(s.tally)
+        self.overall.total = len(s.jobs)
+        self.overall.n = tally.get(DONE, 0) + tally.get(FAILED, 0)
+        self.overall.set_postfix_str(f"{tally.get(DONE, 0)} done, {tally.get(RUNNING, 0)} running, "
+                                     f"{tally.get(FAILED, 0)} failed, {tally.get(PENDING, 0)} pending", refresh=False)
         for server in s.servers:
             running = s.running.get(server.name)
             if server.name not in s.live:
                 what = f"gone: {s.server_notes.get(server.name, '')}"
+            elif server.name in s.resting:
+                what = s.server_notes.get(server.name, "resting")
             elif running:
                 job, attempt, since = running
                 what = f"{job.kind} {job.id} (attempt {attempt}), {now - since:.0f} s"
             else:
                 what = "idle"
-            lines.append(f"  {server.name}: {what}")
+            self.bars[server.name].set_description_str(f"  {server.name}: {what}", refresh=False)
+
+    def _log(self):
+        self.logged = time.monotonic()
+        lines = [str(self.overall)] + [str(bar) for bar in self.bars.values()]
         print("\n".join(lines), file=self.stream, flush=True)
+
+    def write(self, message: str):
+        """A line of its own that does not break the bars (tqdm.write in a terminal)."""
+        with self.lock:
+            if self.terminal:
+                tqdm.write(message, file=self.stream)
+            else:
+                print(message, file=self.stream, flush=True)
+
+    def close(self):
+        with self.lock:
+            self._update()
+            if not self.terminal:
+                self._log()
+            for bar in (*self.bars.values(), self.overall):
+                bar.close()
 
 
 def summary_table(states: dict, ids) -> str:
@@ -94,7 +134,4 @@ def contact_sheet(states: dict, ids, path: str) -> str | None:
                 sheet.paste(frame, (label_w + c * THUMB, r * THUMB))
         except Exception as e:  # an unreadable reference must not lose the rest of the sheet
             draw.text((label_w + 6, r * THUMB + 6), f"cannot show: {e}"[:60], fill="red")
-    partial = path + ".partial.png"
-    sheet.save(partial)
-    os.replace(partial, path)
-    return path
+    return replace_whole(path, lambda temporary: sheet.save(temporary, format="PNG"))

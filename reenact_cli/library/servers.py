@@ -51,6 +51,20 @@ def check(server: Server, toy: bool, checkpoint: str | None = None) -> str | Non
     return None
 
 
+def prepare(url: str, models_dir: str | None, toy: bool, checkpoint: str | None) -> str | None:
+    """check(), then, for the toy, the demo's init embedding put into the server's models folder; why the server
+    cannot be used, or None. Runs where the server is (in the Ray back-end, in its actor)."""
+    problem = check(Server(url, models_dir), toy, checkpoint)
+    if problem is None and toy:
+        from ..demo import install_init
+        from ..session import UserError
+        try:
+            install_init(os.path.dirname(models_dir))
+        except (UserError, OSError) as e:
+            return f"{url}: {e}"
+    return problem
+
+
 def default_models_dir(models_dir: str | None, toy: bool, workdir: str) -> str:
     """The models folder for servers started here (see the module's docstring)."""
     if models_dir:
