@@ -160,8 +160,8 @@ class ComfyClient:
                 return "timeout"
             if stall_timeout is not None and now - last_word > stall_timeout:
                 return "stalled"
-            try:
-                message = await asyncio.wait_for(ws.receive(), 1.0)
+            try:  # aiohttp's own timeout: a receive() cancelled from outside (asyncio.wait_for) loses later messages
+                message = await ws.receive(timeout=1.0)
             except asyncio.TimeoutError:
                 continue
             if message.type in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.CLOSING, aiohttp.WSMsgType.ERROR):

@@ -1,8 +1,13 @@
-"""The motion library's Ray back-end on this machine: ray.init(num_cpus=2), one actor per CPU server running the toy
-model through the demo's toy nodes, the same manifest as the local back-end. The cases both back-ends share (a hung
-server, an execution error, Ctrl-C and a rerun) are parametrized over them in tests/test_library.py."""
-import json
+"""The motion library's Ray back-end: one actor per CPU server running the toy model through the demo's toy nodes,
+the same manifest as the local back-end. On this machine (ray.init(num_cpus=2)), and on a simulated two-node
+cluster (ray.cluster_utils.Cluster) whose driver cannot open a connection to any server: every check, upload,
+follow, fetch and cancel must happen in the actors. The cases both back-ends share (a hung server, an execution
+error, Ctrl-C and a rerun) are parametrized over them in tests/test_library.py.
+
+Not tested here: nodes on separate machines (the two nodes share this machine's filesystem and loopback; what the
+test proves is that the driver never connects to a server, which is what a real cluster needs)."""
 import os
+import socket
 import threading
 import time
 
@@ -12,7 +17,8 @@ from safetensors.torch import load_file
 
 from reenact_cli.library import __main__ as library
 from reenact_cli.library.backend_ray import NAMESPACE
-from reenact_testkit.library_media import write_toy_references
+from reenact_cli.library.manifest import Manifest
+from reenact_testkit.library_media import write_toy_images, write_toy_references
 
 pytestmark = pytest.mark.full
 
@@ -33,8 +39,9 @@ def references(tmp_path_factory):
 
 
 def events(lib):
-    with open(os.path.join(lib, "manifest.jsonl")) as f:
-        return [json.loads(line) for line in f]
+    if not os.path.exists(os.path.join(lib, "manifest.sqlite")):
+        return []
+    return Manifest(str(lib)).events()
 
 
 def learn(lib, refs, *servers_args):
@@ -59,17 +66,57 @@ def test_actors_start_their_servers_and_make_each_embedding_once(tmp_path, ray_o
         assert a.keys() == b.keys() and all((a[k] == b[k]).all() for k in a), e["job"]
 
 
-def test_a_killed_actor_is_restarted_by_ray_and_its_job_retried(tmp_path, ray_on_cpu, references):
+@pytest.fixture()
+def two_node_cluster():
+    """A head and a second node of one CPU each, on this machine; the test's process is the driver."""
+    from ray.cluster_utils import Cluster
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
+    cluster.add_node(num_cpus=1)
+    ray.init(address=cluster.address, namespace=NAMESPACE)
+    yield cluster
+    if ray.is_initialized():
+        ray.shutdown()
+    cluster.shutdown()
+
+
+@pytest.fixture()
+def driver_cannot_connect(monkeypatch):
+    """Every TCP connection this process opens from Python fails and is recorded (Ray's own traffic goes through its
+    C++ core, not Python sockets): a server reached from the driver fails the test even where the code would
+    swallow the error."""
+    tried = []
+    real_connect, real_connect_ex = socket.socket.connect, socket.socket.connect_ex
+
+    def refused(self, address, *rest):
+        if self.family in (socket.AF_INET, socket.AF_INET6):
+            tried.append(address)
+            raise ConnectionRefusedError(111, f"the driver may not connect to {address}")
+        return real_connect(self, address, *rest)
+
+    def refused_ex(self, address):
+        if self.family in (socket.AF_INET, socket.AF_INET6):
+            tried.append(address)
+            return 111
+        return real_connect_ex(self, address)
+    monkeypatch.setattr(socket.socket, "connect", refused)
+    monkeypatch.setattr(socket.socket, "connect_ex", refused_ex)
+    return tried
+
+
+def test_on_two_nodes_the_driver_never_reaches_a_server_and_a_killed_actor_is_retried(
+        tmp_path, two_node_cluster, driver_cannot_connect, references):
+    """Two actors, one per node, each starting its server; the first actor is killed mid-job: Ray restarts it and
+    its job is retried. Then the learned motions are applied to an image. Every job done once, outputs in the
+    library, and not one connection from the driver."""
     lib = tmp_path / "lib"
     killed = []
 
     def kill_first_actor():
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline and not killed:
-            if os.path.exists(lib / "manifest.jsonl") and any(e["event"] == "started" for e in events(lib)):
+            if any(e["event"] == "started" for e in events(lib)):
                 time.sleep(2)
-                actor = ray.get_actor("actor0 (CPU)", namespace=NAMESPACE)
-                ray.kill(actor, no_restart=False)
+                ray.kill(ray.get_actor("actor0 (CPU)", namespace=NAMESPACE), no_restart=False)
                 killed.append(True)
             time.sleep(0.1)
     thread = threading.Thread(target=kill_first_actor)
@@ -77,9 +124,17 @@ def test_a_killed_actor_is_restarted_by_ray_and_its_job_retried(tmp_path, ray_on
     status = learn(lib, references[:3], "--start", "2", "--steps", "40")
     thread.join()
     assert killed and status == 0
+    assert len({e["server"] for e in events(lib) if e["event"] == "done"}) >= 2, "one node did all the work"
     lines = events(lib)
     died = [e for e in lines if e["event"] == "attempt_failed"]
-    assert died and all("actor of actor0 (CPU) died" in e["reason"] for e in died)
+    assert died and all("actor of actor0 (CPU) died" in e["reason"] and "restarted" in e["reason"] for e in died)
     done = [e["job"] for e in lines if e["event"] == "done"]
     assert sorted(done) == sorted({e["job"] for e in lines}) and len(done) == len(set(done)) == 3
-
+    assert all(os.path.getsize(lib / "embeddings" / f"{job}.safetensors") > 0 for job in done)
+    images = write_toy_images(str(tmp_path / "images"), 1, seed=930)
+    applied = library.main(["apply", "--library", str(lib), "--images", *images, "--toy", "--start", "2",
+                            "--backend", "ray"])
+    assert applied == 0
+    videos = [e for e in events(lib) if e["event"] == "done" and e["job"] not in done]
+    assert len(videos) == 3 and all(os.path.getsize(e["output"]) > 1000 for e in videos)
+    assert not driver_cannot_connect, f"the driver connected to {driver_cannot_connect[:5]}"

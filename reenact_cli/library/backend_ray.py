@@ -88,10 +88,12 @@ class RayBackend:
         self.args = args
         self.actors: dict[str, object] = {}
         self.ray = _ray()
+        self.own_ray = False   # ray.init() made here is shut down at the end; a caller's connection is left alone
 
     def _init(self):
         ray = self.ray
         if not ray.is_initialized():
+            self.own_ray = True
             address = self.args.ray_address or os.environ.get("RAY_ADDRESS")
             ray.init(address=address, namespace=NAMESPACE, include_dashboard=False,
                      **({} if address else {"num_cpus": os.cpu_count()}))
@@ -184,9 +186,15 @@ class RayBackend:
             return DOWN
 
     def stop(self):
+        """Each actor stops its server and ends (its name is free for the next command)."""
         for actor in self.actors.values():
             try:
                 self.ray.get(actor.stop.remote(), timeout=CALL_SECONDS)
             except Exception:  # an actor already gone has nothing to stop
                 pass
-        self.ray.shutdown()
+            try:
+                self.ray.kill(actor, no_restart=True)
+            except Exception:
+                pass
+        if self.own_ray:
+            self.ray.shutdown()

@@ -63,7 +63,7 @@ class Progress:
                 job, attempt, since = running
                 what = f"{job.kind} {job.id} (attempt {attempt}), {now - since:.0f} s"
             else:
-                what = "idle"
+                what = "idle" + (f" ({s.server_notes[server.name]})" if server.name in s.server_notes else "")
             self.bars[server.name].set_description_str(f"  {server.name}: {what}", refresh=False)
 
     def _log(self):

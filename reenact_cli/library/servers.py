@@ -8,6 +8,7 @@ another server resumes from the checkpoint the first one wrote: --models-dir, el
 models/ (where the user's SVD checkpoint is), else, for the toy, a scratch folder.
 """
 import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from ..api_client import ComfyClient
@@ -99,7 +100,15 @@ def start_servers(count: int, workdir: str, devices: list[str] | None, toy: bool
                                   die_with_parent=die_with_parent)
             servers.append(Server(process.url, shared, process, name=f"server{i}" + (f" (GPU {device})"
                                                                                     if device else " (CPU)")))
-            process.start()
+        # All at once: each start is mostly ComfyUI importing itself. Not for die_with_parent: Linux's parent-death
+        # signal follows the thread that started the child, and a pool's threads end.
+        if die_with_parent or count < 2:
+            for server in servers:
+                server.process.start()
+        else:
+            with ThreadPoolExecutor(count) as pool:
+                for started in [pool.submit(server.process.start) for server in servers]:
+                    started.result()
     except BaseException:
         stop_servers(servers)
         raise
