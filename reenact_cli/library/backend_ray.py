@@ -12,6 +12,7 @@ named reason in the manifest. Ray is an optional extra (`pip install ray`), neve
 """
 import os
 import threading
+import time
 import urllib.parse
 import uuid
 
@@ -56,6 +57,11 @@ class ServerActor:
 
     def pid(self):
         return os.getpid()
+
+    def node(self):
+        """The Ray node this actor (and its server) is on."""
+        import ray
+        return ray.get_runtime_context().get_node_id()
 
     def check(self, toy, checkpoint):
         return prepare(self.server.url, self.server.models_dir, toy, checkpoint)
@@ -169,13 +175,21 @@ class RayBackend:
         restart it (dead for good) or it does not come back in time."""
         ray = self.ray
         what = f"the actor of {server.name} died during the job ({type(error).__name__})"
-        try:
-            server.url = ray.get(self.actors[server.name].url.remote(), timeout=START_SECONDS)
-        except ray.exceptions.GetTimeoutError:
-            return Outcome(False, f"{what}; it did not come back within {START_SECONDS} s", server_down=True)
-        except ray.exceptions.RayActorError:
-            return Outcome(False, f"{what}; Ray will not restart it (dead for good)", server_down=True)
-        return Outcome(False, f"{what}; Ray restarted it")
+        deadline = time.monotonic() + START_SECONDS
+        while True:
+            left = deadline - time.monotonic()
+            try:
+                server.url = ray.get(self.actors[server.name].url.remote(), timeout=max(1.0, left))
+                return Outcome(False, f"{what}; Ray restarted it")
+            except ray.exceptions.ActorUnavailableError:  # restarting: ask again
+                if left <= 0:
+                    break
+                time.sleep(1)
+            except ray.exceptions.GetTimeoutError:
+                break
+            except ray.exceptions.RayActorError:
+                return Outcome(False, f"{what}; Ray will not restart it (dead for good)", server_down=True)
+        return Outcome(False, f"{what}; it did not come back within {START_SECONDS} s", server_down=True)
 
     def server_state(self, server, prompt_id):
         try:
