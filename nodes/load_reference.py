@@ -3,6 +3,7 @@ import os
 import folder_paths
 from comfy_api.latest import InputImpl, io
 
+from ..reenact_core import svd_defaults
 from ..reenact_core.errors import ReenactError
 from ..reenact_core.video_frames import (RESIZE_MODES, FrameSelection, describe_window, fit_frames,
                                          read_video_frames, select_from_images, stream_size)
@@ -108,14 +109,14 @@ class LoadMotionReference(io.ComfyNode):
                                        "when neither VIDEO nor images is connected."),
                 io.Int.Input("start_frame", default=0, min=0, max=1_000_000,
                              tooltip="First frame to use (0-based)."),
-                io.Int.Input("frame_count", default=14, min=2, max=128,
+                io.Int.Input("frame_count", default=svd_defaults.FRAMES, min=2, max=128,
                              tooltip="Frames to take: 14 for SVD, 25 for SVD-XT."),
                 io.Int.Input("stride", default=1, min=1, max=100,
                              tooltip="Take every n-th frame. Ignored when target_fps > 0."),
                 io.Float.Input("target_fps", default=0.0, min=0.0, max=240.0, step=0.5,
                                tooltip="Pick frames at this rate instead of a fixed stride; 0 = use stride."),
-                io.Int.Input("width", default=1024, min=64, max=MAX_SIDE, step=64),
-                io.Int.Input("height", default=576, min=64, max=MAX_SIDE, step=64),
+                io.Int.Input("width", default=svd_defaults.WIDTH, min=64, max=MAX_SIDE, step=64),
+                io.Int.Input("height", default=svd_defaults.HEIGHT, min=64, max=MAX_SIDE, step=64),
                 io.Combo.Input("resize_mode", options=list(RESIZE_MODES), default="crop",
                                tooltip="crop: fill and cut the edges; pad: fit and add black bars; "
                                        "stretch: ignore the aspect ratio."),

@@ -14,6 +14,16 @@ class ServerError(RuntimeError):
     pass
 
 
+def log_tail(path: str, chars: int = 3000) -> str:
+    """The end of a server's log (printed on failure: a started server's folder is about to go); "" if unreadable."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(max(0, os.path.getsize(path) - chars))
+            return f.read().decode(errors="replace")
+    except OSError:
+        return ""
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -84,11 +94,7 @@ class ComfyServer:
         raise ServerError(f"ComfyUI did not answer on {self.url} within {timeout:.0f} s; see {self.log_path}")
 
     def log_tail(self, chars: int = 4000) -> str:
-        try:
-            with open(self.log_path, "rb") as f:
-                return f.read().decode(errors="replace")[-chars:]
-        except OSError:
-            return ""
+        return log_tail(self.log_path, chars)
 
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None and responds(self.url)

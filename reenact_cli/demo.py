@@ -16,7 +16,7 @@ from PIL import Image
 
 import reenact_toy
 from reenact_core.video_frames import decode_all_frames
-from reenact_toy import toy_demo
+from reenact_toy import toy_demo, toy_world
 
 from .api_client import ComfyClient
 from .session import (EXIT_RUN_FAILED, FAILURES, UserError, download_video, follow, report_server_failure,
@@ -123,7 +123,7 @@ def demo_on(server, args, spec) -> int:
     print(f"wrote {video}\nwrote {picture}")
     print(f"toy motion score: mean path error {score['mean_err']:.2f} latent px, end error "
           f"{score['end_err']:.2f} px: {'matches' if score['matches'] else 'does not match'} the reference's "
-          f"motion (a match: under 0.75 px mean and 1 px at the end)")
+          f"motion (a match: under {toy_world.MATCH_MEAN_ERROR} px mean and {toy_world.MATCH_END_ERROR} px at the end)")
     if len(result) != spec["frames"]:
         print(f"error: expected a video of {spec['frames']} frames, got {len(result)}", file=sys.stderr)
         return EXIT_RUN_FAILED

@@ -13,6 +13,8 @@ import json
 import os
 import sys
 
+from reenact_core import svd_defaults
+
 from .api_client import ComfyClient
 from .lever_flags import APPLY_LEVERS, OPTIMIZE_LEVERS, add_lever_arguments, chosen_levers
 from .locate import PACK_ROOT
@@ -44,12 +46,12 @@ def parse_args(argv=None):
     p.add_argument("--checkpoint", default="svd_xt.safetensors", help="SVD checkpoint name in models/checkpoints")
     p.add_argument("--output", help="where to write the video (default reenact_output.mp4, or "
                                     "reenact_demo_toy.mp4 with --demo)")
-    p.add_argument("--frames", type=int, default=14)
-    p.add_argument("--width", type=int, default=1024)
-    p.add_argument("--height", type=int, default=576)
+    p.add_argument("--frames", type=int, default=svd_defaults.FRAMES)
+    p.add_argument("--width", type=int, default=svd_defaults.WIDTH)
+    p.add_argument("--height", type=int, default=svd_defaults.HEIGHT)
     p.add_argument("--steps", type=int, help="the most optimisation steps (default: the bundled workflow's, which is "
                                              "the node's default; 60 with --demo)")
-    p.add_argument("--sampler-steps", type=int, default=25)
+    p.add_argument("--sampler-steps", type=int, default=svd_defaults.SAMPLER_STEPS)
     p.add_argument("--preview-every", type=int, default=0, metavar="K",
                    help="every K optimisation steps, a short preview of the motion learned so far, saved to "
                         "<output name>_previews_NNNNN/step_KKKKK.webp (what each costs: the server's log after the "

@@ -11,7 +11,7 @@ import sys
 import tempfile
 
 from .api_client import ApiError
-from .comfy_server import ComfyServer, ServerError, free_port, responds
+from .comfy_server import ComfyServer, ServerError, free_port, log_tail, responds
 from .locate import PACK_ROOT, find_comfyui_or_exit
 from .progress import ProgressDisplay
 from .workflow_api import WorkflowError
@@ -40,16 +40,6 @@ def scratch_folder(prefix: str):
         yield folder
     finally:
         shutil.rmtree(folder, ignore_errors=True)  # symlinks inside (custom_nodes/<pack>) are unlinked, not followed
-
-
-def log_tail(path: str, chars: int = 3000) -> str:
-    """The end of a started server's log, printed on failure because its folder is about to go."""
-    try:
-        with open(path, "rb") as f:
-            f.seek(max(0, os.path.getsize(path) - chars))
-            return f.read().decode(errors="replace")
-    except OSError:
-        return ""
 
 
 def report_server_failure(error: Exception, log_path: str) -> int:

@@ -9,6 +9,11 @@ import tempfile
 
 from reenact_cli.locate import PACK_ROOT
 
+# The six nodes the pack registers: what the tests expect a server to list (kept apart from the product's own lists,
+# so a node dropped from the pack fails a test).
+PACK_NODES = {"LoadMotionReference", "InflateCLIPEmbedding", "OptimizeMotionEmbedding", "SaveMotionEmbedding",
+              "LoadMotionEmbedding", "ApplyMotionEmbedding"}
+
 PACK_NAME = "reenact-anything"
 _LOADED_IDS: set = set()  # the node ids load_pack added
 

@@ -16,6 +16,7 @@ import uuid
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # a script: the pack's own packages
 
 from reenact_cli.comfy_server import ComfyServer  # noqa: E402
+from reenact_core import svd_defaults  # noqa: E402
 from reenact_cli.locate import PACK_ROOT, find_comfyui_or_exit  # noqa: E402
 from reenact_cli.workflow_api import (default_value, is_widget, ordered_inputs, trailing_widget_values,  # noqa: E402
                                       widget_layout)
@@ -243,7 +244,7 @@ def add_transfer(g, x, y, embedding_source):
     cond = g.node("cond", "SVD_img2vid_Conditioning", (x + COLUMN, y + 60))
     apply = g.node("apply", "ApplyMotionEmbedding", below(cond))
     cfg = g.node("cfg", "VideoLinearCFGGuidance", (x + 2 * COLUMN, y + 60))
-    sampler = g.node("sampler", "KSampler", below(cfg), steps=25, cfg=2.5, sampler_name="euler",
+    sampler = g.node("sampler", "KSampler", below(cfg), steps=svd_defaults.SAMPLER_STEPS, cfg=2.5, sampler_name="euler",
                      scheduler="karras")
     decode = g.node("decode", "VAEDecode", (x + 3 * COLUMN, y + 60))
     video = g.node("video", "CreateVideo", below(decode), fps=8.0)

@@ -22,7 +22,7 @@ from reenact_cli.comfy_server import ComfyServer
 from reenact_cli.locate import PACK_ROOT
 from reenact_cli.workflow_api import ui_to_api
 from reenact_core.events import LOSS_EVENT
-from reenact_testkit.comfy_pack import comfyui_root
+from reenact_testkit.comfy_pack import PACK_NODES, comfyui_root
 from reenact_testkit.frontends import bundled_version, front_end_root, newer_versions
 from reenact_testkit.server_env import REFERENCE_VIDEO, prepare_base_directory
 
@@ -31,8 +31,6 @@ pytestmark = pytest.mark.full
 BROWSER_DIR = os.path.join(PACK_ROOT, "tests", "browser")
 ARTIFACTS = os.environ.get("REENACT_ARTIFACTS") or os.path.join(PACK_ROOT, "test-artifacts")
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
-PACK_NODES = {"LoadMotionReference", "InflateCLIPEmbedding", "OptimizeMotionEmbedding", "SaveMotionEmbedding",
-              "LoadMotionEmbedding", "ApplyMotionEmbedding"}
 CURVE_STEPS = 3
 PREVIEW_EVERY = 2
 TINY_WIDGETS = {"LoadMotionReference": {"frame_count": 3, "width": 64, "height": 64},

@@ -19,12 +19,10 @@ import pytest
 from reenact_cli.api_client import ComfyClient
 from reenact_cli.comfy_server import ComfyServer
 from reenact_cli.locate import PACK_ROOT
-from reenact_testkit.comfy_pack import comfyui_root
+from reenact_testkit.comfy_pack import PACK_NODES, comfyui_root
 
 pytestmark = [pytest.mark.full, pytest.mark.floor]
 
-PACK_NODES = {"LoadMotionReference", "InflateCLIPEmbedding", "OptimizeMotionEmbedding", "SaveMotionEmbedding",
-              "LoadMotionEmbedding", "ApplyMotionEmbedding"}
 # A clone's default folder name, not [project].name: a second web registration under the project name would show.
 INSTALLED_AS = "ComfyUI-Reenact-Anything"
 # ComfyUI's /workflow_templates looks in these folders of each custom node (app/custom_node_manager.py).

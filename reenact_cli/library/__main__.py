@@ -18,13 +18,13 @@ import sys
 
 from ..lever_flags import APPLY_LEVERS, OPTIMIZE_LEVERS, add_lever_arguments, chosen_levers
 from ..run import demo_import_problem
-from ..session import scratch_folder
+from ..session import EXIT_BAD_INPUT, EXIT_CANCELLED, EXIT_RUN_FAILED, scratch_folder
 from . import jobs as job_kit
 from .manifest import DONE, Manifest
 from .report import Progress, contact_sheet, summary_table
 from .scheduler import Scheduler
 
-EXIT_BAD_INPUT, EXIT_INCOMPLETE, EXIT_CANCELLED = 2, 1, 130
+EXIT_INCOMPLETE = EXIT_RUN_FAILED   # some jobs failed or are still pending
 
 
 def parse(argv=None):
@@ -53,7 +53,7 @@ def parse(argv=None):
     p.add_argument("--width", type=int)
     p.add_argument("--height", type=int)
     p.add_argument("--steps", type=int, help="default: the bundled workflow's (the node's default)")
-    p.add_argument("--sampler-steps", type=int, help="the transfer's KSampler steps (default 25; --toy: the demo's 12)")
+    p.add_argument("--sampler-steps", type=int, help="the transfer's KSampler steps (default: the bundled workflow's; --toy: the demo's)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--save-every", type=int, default=50, help="run checkpoints, for resuming on another server")
     add_lever_arguments(p)
@@ -72,9 +72,11 @@ def settings_of(args) -> dict:
                 "steps": args.steps or 60, "seed": args.seed, "save_every": args.save_every,
                 "sampler_steps": args.sampler_steps or demo.SAMPLER_STEPS, **levers_of(args)}
     from reenact_core.inversion import DEFAULTS  # the bundled workflow's steps are the node's default
-    return {"checkpoint": args.checkpoint, "frames": args.frames or 14, "width": args.width or 1024,
-            "height": args.height or 576, "steps": args.steps or DEFAULTS.steps, "seed": args.seed,
-            "save_every": args.save_every, "sampler_steps": args.sampler_steps or 25, **levers_of(args)}
+    from reenact_core import svd_defaults
+    return {"checkpoint": args.checkpoint, "frames": args.frames or svd_defaults.FRAMES,
+            "width": args.width or svd_defaults.WIDTH, "height": args.height or svd_defaults.HEIGHT,
+            "steps": args.steps or DEFAULTS.steps, "seed": args.seed, "save_every": args.save_every,
+            "sampler_steps": args.sampler_steps or svd_defaults.SAMPLER_STEPS, **levers_of(args)}
 
 
 def levers_of(args) -> dict:
