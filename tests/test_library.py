@@ -238,7 +238,7 @@ def test_a_stalled_server_rests_and_comes_back_without_running_the_job_twice(tmp
     thread = threading.Thread(target=stop_then_continue)
     thread.start()
     try:
-        status = learn(lib, servers, references[:2], "--steps", CANCEL_STEPS, "--stall-timeout", "10")
+        status = learn(lib, servers, references[:2], "--steps", CANCEL_STEPS, "--stall-timeout", "15")
     finally:
         thread.join()
         for s in servers:

@@ -26,11 +26,12 @@ from reenact_core.appearance import appearance_copies_for  # noqa: E402
 from reenact_core.inversion import RunStats, invert_motion  # noqa: E402
 from reenact_testkit import svdlike_fidelity, toy_fidelity  # noqa: E402
 from reenact_toy import svdlike_toy, toy_clip_vision, toy_codec  # noqa: E402
+from svdlike_levers import ROWS as LEVER_ROWS  # noqa: E402  (benchmarks/toy/, this script's own folder)
 
-ROWS = {"none": {}, "augment_copies 8": dict(augment_copies=8, augment_strength=1.0),
-        "debiased_loss_weight 1": dict(debiased_loss_weight=1.0),
-        "frame_difference_loss_weight 1": dict(frame_difference_loss_weight=1.0),
-        "appearance_slot": dict(appearance_slot=True)}
+# svdlike_levers.py's rows, one per lever at its strongest setting.
+ROWS = {"none": LEVER_ROWS["method"], "augment_copies 8": LEVER_ROWS["augment_1.0"],
+        "debiased_loss_weight 1": LEVER_ROWS["debiased_1"], "frame_difference_loss_weight 1": LEVER_ROWS["frame_diff_1"],
+        "appearance_slot": LEVER_ROWS["slot"]}
 
 
 def main(argv=None):

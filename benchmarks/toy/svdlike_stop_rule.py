@@ -31,6 +31,7 @@ from reenact_core.inversion import (DEFAULTS, DenoisingObjective, InversionSetti
                                     invert_motion)
 from reenact_testkit import svdlike_fidelity  # noqa: E402
 from reenact_toy import svdlike_toy, toy_clip_vision  # noqa: E402
+from time_to_motion import stop_step  # noqa: E402  (benchmarks/toy/, this script's own folder)
 
 WITHIN_PX = 0.1
 HIGH_QUANTILES = (0.6, 0.7, 0.8, 0.9)  # the high-noise held-out loss: sigmas at these quantiles of the run's own
@@ -45,14 +46,6 @@ def rules(every):
             "default, never before 400": ("all", StopRule(p, m), 400),
             f"high-noise held-out, patience {p}": ("high", StopRule(p, m), 0),
             f"high-noise held-out, patience {2 * p}": ("high", StopRule(2 * p, m), 0)}
-
-
-def stop_step(history, rule, floor, max_steps, every):
-    for i in range(1, len(history) + 1):
-        step = history[i - 1][0]
-        if floor <= step < max_steps and rule.reason(history[:i], every):
-            return step
-    return max_steps
 
 
 def high_noise_draws(seed, settings, shape, model_sampling):
@@ -95,7 +88,7 @@ def table(rows, every, max_steps):
         for r in rows:
             history = [(int(s), l) for s, l in (r["held_out"] if which == "all" else r["held_out_high"])]
             recon = {int(k): v for k, v in r["reconstruction"].items()}
-            stop = stop_step(history, rule, floor, max_steps, every)
+            stop = stop_step(history, every, rule, max_steps, floor)
             learned = learned_step(recon, max_steps)
             stops.append(stop)
             ratios.append(stop / max(learned, every))

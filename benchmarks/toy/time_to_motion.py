@@ -101,10 +101,11 @@ def trajectory(toy, case, settings, n=1):
     return snapshots, history
 
 
-def stop_step(history, every, rule: StopRule, max_steps):
-    """Where a run with stop_when_learned would have ended: the first evaluation the rule fires at."""
+def stop_step(history, every, rule: StopRule, max_steps, floor: int = 0):
+    """Where a run with stop_when_learned would have ended: the first evaluation at or after `floor` the rule fires
+    at (also svdlike_stop_rule.py's)."""
     for i in range(1, len(history) + 1):
-        if history[i - 1][0] < max_steps and rule.reason(history[:i], every):
+        if floor <= history[i - 1][0] < max_steps and rule.reason(history[:i], every):
             return history[i - 1][0]
     return max_steps
 
