@@ -138,10 +138,18 @@ def main(argv=None) -> int:
     if args.start and devices and len(devices) != args.start:
         print(f"error: expected {args.start} --cuda-devices, got {devices}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    with scratch_folder("reenact_library_") as workdir:
+    try:
         backend = backend_of(args)
+    except SystemExit as e:  # --backend ray without Ray installed
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    with scratch_folder("reenact_library_") as workdir:
         try:
-            servers = backend.start(args.servers, args.start, workdir)
+            try:
+                servers = backend.start(args.servers, args.start, workdir)
+            except SystemExit as e:  # a server or an actor that did not start: said, not a traceback
+                print(f"error: {e}", file=sys.stderr)
+                return EXIT_RUN_FAILED
             checkpoint = None if args.toy else args.checkpoint
             problems = [p for p in (backend.check(s, args.toy, checkpoint) for s in servers) if p]
             if problems or not servers:

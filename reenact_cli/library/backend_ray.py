@@ -16,7 +16,7 @@ import time
 import urllib.parse
 import uuid
 
-from .execute import DOWN, run_job, server_state
+from .execute import BUSY, DOWN, run_job, server_state
 from .jobs import Job, Outcome
 from .servers import Server, default_models_dir, prepare, start_servers, stop_servers
 
@@ -195,7 +195,7 @@ class RayBackend:
         try:
             return self.ray.get(self.actors[server.name].server_state.remote(prompt_id), timeout=CALL_SECONDS)
         except self.ray.exceptions.GetTimeoutError:
-            return "busy"
+            return BUSY
         except self.ray.exceptions.RayActorError:
             return DOWN
 
