@@ -44,8 +44,7 @@ class Scheduler:
         self.seen = 0
         self.waiting_for: set[str] = set()      # runs already named as holding jobs of ours
         self.tally: dict[str, int] = {}         # status -> how many of this run's jobs
-        self.open: set[str] = set()             # this run's jobs pending or running
-        self.order: dict[str, int] = {}         # job id -> its place in the command's list
+        self.open: dict[str, None] = {}         # this run's jobs pending or running, in the command's order
 
     # --- the state of this run's jobs ---------------------------------------------------------------------
     def refresh(self):
@@ -62,25 +61,24 @@ class Scheduler:
         self.view[job_id] = state
         self.tally[state[0]] = self.tally.get(state[0], 0) + 1
         if state[0] in (PENDING, RUNNING):
-            self.open.add(job_id)
+            self.open.setdefault(job_id)
         else:
-            self.open.discard(job_id)
+            self.open.pop(job_id, None)
 
-    def pending(self) -> list:
-        """This run's jobs a server may take now: pending, or running under a run that is gone."""
+    def pending(self):
+        """This run's jobs a server may take now, in order (pending, or running under a run that is gone); a
+        generator, so a look for the next job stops at the first."""
         self.refresh()
         alive = {}
-        out = []
-        for job_id in sorted(self.open, key=self.order.get):
+        for job_id in self.open:   # not changed while this runs: refresh() is called under the same lock
             status, run = self.view[job_id]
             if status == PENDING:
-                out.append(self.jobs[job_id])
+                yield self.jobs[job_id]
             elif run != self.manifest.run_id:
                 if run not in alive:
                     alive[run] = self.manifest.run_alive(run)
                 if not alive[run]:
-                    out.append(self.jobs[job_id])
-        return out
+                    yield self.jobs[job_id]
 
     def held_elsewhere(self) -> dict[str, int]:
         """{run: how many of this run's jobs it holds} for other runs that are alive."""
@@ -161,7 +159,7 @@ class Scheduler:
                 return False
             if self.cancel.is_set() or not self.live - set(self.resting):
                 return True
-            if self.pending():
+            if next(self.pending(), None) is not None:
                 return False
             held = self.held_elsewhere()
             for run in set(held) - self.waiting_for:
@@ -191,7 +189,6 @@ class Scheduler:
     def run(self, jobs, retry_failed: bool = False) -> dict:
         """Run `jobs` (those not done already) over the servers; returns the manifest's states."""
         self.jobs = {job.id: job for job in jobs}
-        self.order = {job.id: i for i, job in enumerate(jobs)}
         self.manifest.add(jobs, retry_failed=retry_failed)
         self.seen, _ = self.manifest.changes(1 << 62)   # first the newest event, then the states: none is missed
         for job_id, state in self.manifest.statuses(self.jobs).items():
