@@ -140,3 +140,34 @@ def test_on_two_nodes_the_driver_never_reaches_a_server_and_a_killed_actor_is_re
     videos = [e for e in events(lib) if e["event"] == "done" and e["job"] not in done]
     assert len(videos) == 3 and all(os.path.getsize(e["output"]) > 1000 for e in videos)
     assert not driver_cannot_connect, f"the driver connected to {driver_cannot_connect[:5]}"
+
+
+def test_an_actor_dead_for_good_is_marked_down_at_once_and_its_job_done_elsewhere(tmp_path, ray_on_cpu, references):
+    """An actor killed with no restart while it runs a job: the attempt fails naming it dead for good, the server
+    gets no more jobs, and the other actor does them all."""
+    lib = tmp_path / "lib"
+    killed = []
+
+    def kill_for_good():
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and not killed:
+            started = [e for e in events(lib) if e["event"] == "started"]
+            if started:
+                time.sleep(1)
+                ray.kill(ray.get_actor("actor0 (CPU)", namespace=NAMESPACE), no_restart=True)
+                killed.append(True)
+            time.sleep(0.1)
+    thread = threading.Thread(target=kill_for_good)
+    thread.start()
+    started_at = time.monotonic()
+    status = learn(lib, references[:3], "--start", "2", "--steps", "40")
+    thread.join()
+    assert killed and status == 0
+    lines = events(lib)
+    died = [e for e in lines if e["event"] == "attempt_failed"]
+    assert len(died) == 1 and "dead for good" in died[0]["reason"], died
+    after = [e for e in lines if e["event"] == "started" and e["seq"] > died[0]["seq"]]
+    assert after and all(e["server"] != died[0]["server"] for e in after), "a dead actor was given a job"
+    done = [e["job"] for e in lines if e["event"] == "done"]
+    assert sorted(done) == sorted({e["job"] for e in lines}) and len(done) == 3
+    assert time.monotonic() - started_at < 240, "waited on the dead actor instead of marking it down"

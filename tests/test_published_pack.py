@@ -37,7 +37,8 @@ CLONE_ONLY_IMPORTS = {("reenact_cli/run.py", "reenact_cli.demo"),
                       ("reenact_cli/library/__main__.py", "reenact_toy"),
                       ("reenact_cli/library/__main__.py", "reenact_toy.toy_demo"),
                       ("reenact_cli/library/graphs.py", "reenact_cli.demo"),
-                      ("reenact_cli/library/servers.py", "reenact_toy")}
+                      ("reenact_cli/library/servers.py", "reenact_toy"),
+                      ("reenact_cli/library/servers.py", "reenact_cli.demo")}
 
 
 # --- gitignore ("gitwildmatch") patterns, as comfy-cli applies .comfyignore ---
