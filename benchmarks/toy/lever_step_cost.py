@@ -30,7 +30,8 @@ from svdlike_levers import ROWS as LEVER_ROWS  # noqa: E402  (benchmarks/toy/, t
 
 # svdlike_levers.py's rows, one per lever at its strongest setting.
 ROWS = {"none": LEVER_ROWS["method"], "augment_copies 8": LEVER_ROWS["augment_1.0"],
-        "debiased_loss_weight 1": LEVER_ROWS["debiased_1"], "frame_difference_loss_weight 1": LEVER_ROWS["frame_diff_1"],
+        "debiased_loss_weight 1": LEVER_ROWS["debiased_1"],
+        "frame_difference_loss_weight 1": LEVER_ROWS["frame_diff_1"],
         "appearance_slot": LEVER_ROWS["slot"]}
 
 

@@ -53,7 +53,8 @@ def parse(argv=None):
     p.add_argument("--width", type=int)
     p.add_argument("--height", type=int)
     p.add_argument("--steps", type=int, help="default: the bundled workflow's (the node's default)")
-    p.add_argument("--sampler-steps", type=int, help="the transfer's KSampler steps (default: the bundled workflow's; --toy: the demo's)")
+    p.add_argument("--sampler-steps", type=int,
+                   help="the transfer's KSampler steps (default: the bundled workflow's; --toy: the demo's)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--save-every", type=int, default=50, help="run checkpoints, for resuming on another server")
     add_lever_arguments(p)

@@ -1,6 +1,6 @@
 """What a person sees: a progress bar for the run (done, running, failed, pending, time left) and a line per server
-while the run goes on; at the end a summary table and a contact sheet of the library (each motion's reference frames and, for apply,
-its results)."""
+while the run goes on; at the end a summary table and a contact sheet of the library (each motion's reference frames
+and, for apply, its results)."""
 import io
 import os
 import sys
@@ -28,9 +28,9 @@ class Progress:
         self.terminal = hasattr(self.stream, "isatty") and self.stream.isatty()
         self.log_every, self.logged = log_every, 0.0
         self.lock = threading.Lock()
-        out = self.stream if self.terminal else io.StringIO()
-        self.overall = tqdm(total=0, desc="library", unit="job", file=out, dynamic_ncols=True, position=0,
-                            leave=True)
+        self.out = self.stream if self.terminal else io.StringIO()
+        self.overall = None   # made at the first look, from the jobs finished before: its rate is this run's
+        out = self.out
         self.bars = {server.name: tqdm(total=0, bar_format="{desc}", desc=f"{server.name}: idle", file=out,
                                        position=i + 1, leave=False)
                      for i, server in enumerate(scheduler.servers)}
@@ -49,8 +49,11 @@ class Progress:
         with s.lock:
             s.refresh()
             tally = dict(s.tally)
-        self.overall.total = len(s.jobs)
-        self.overall.n = tally.get(DONE, 0) + tally.get(FAILED, 0)
+        finished = tally.get(DONE, 0) + tally.get(FAILED, 0)
+        if self.overall is None:
+            self.overall = tqdm(total=len(s.jobs), initial=finished, desc="library", unit="job", file=self.out,
+                                dynamic_ncols=True, position=0, leave=True)
+        self.overall.n = finished
         self.overall.set_postfix_str(f"{tally.get(DONE, 0)} done, {tally.get(RUNNING, 0)} running, "
                                      f"{tally.get(FAILED, 0)} failed, {tally.get(PENDING, 0)} pending", refresh=False)
         for server in s.servers:
