@@ -120,6 +120,9 @@ def follow(client, prompt, on_preview=None) -> tuple[int, dict | None]:
         return EXIT_CANCELLED, None
     finally:
         display.close()
+    if result.status == "server_down":
+        print(f"the server at {client.url} went away during the run (its connection closed)", file=sys.stderr)
+        return EXIT_RUN_FAILED, None
     if result.status != "success":
         error = result.error or {}
         print(f"the run ended as {result.status}: {error.get('node_type', '')} "
