@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 
 import aiohttp
 
+from reenact_core.file_writes import place_bytes
+
 FINAL_STATUS = {"execution_success": "success", "execution_error": "error", "execution_interrupted": "interrupted"}
 
 
@@ -114,7 +116,6 @@ class ComfyClient:
     def download(self, output: dict, destination: str, timeout: float = 120) -> str:
         """Save one output file to `destination`, whole or not at all, never over an existing file (a user's):
         FileExistsError then."""
-        from reenact_core.file_writes import place_bytes
         if not place_bytes(destination, self.fetch(output, timeout)):
             raise FileExistsError(f"expected no file at {destination}, found one; it was left as it was")
         return destination

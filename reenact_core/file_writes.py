@@ -9,13 +9,15 @@ destination's folder), and only a whole file takes its name. No torch here: the 
 import os
 import re
 import tempfile
+from pathlib import Path
 
 
-def _written(folder: str, name: str, write) -> str:
-    """`write(path)` at a new temporary path in `folder`, unique to this call; the path, or the error with the
-    temporary file removed."""
+def _written(destination: str, write) -> str:
+    """`write(path)` at a new temporary path beside `destination`, unique to this call; the path, or the error with
+    the temporary file removed."""
+    folder = os.path.dirname(os.path.abspath(destination))
     os.makedirs(folder, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{name}.", suffix=".partial", dir=folder)
+    handle, temporary = tempfile.mkstemp(prefix=f".{os.path.basename(destination)}.", suffix=".partial", dir=folder)
     os.close(handle)
     try:
         write(temporary)
@@ -29,7 +31,7 @@ def place_new(destination: str, write) -> bool:
     """Make `destination` by `write(path)`, whole or not at all, never over an existing file (os.link refuses it).
     False when a file was already there: left as it is (for the library, another attempt's output of the same job,
     the same bytes)."""
-    temporary = _written(os.path.dirname(os.path.abspath(destination)), os.path.basename(destination), write)
+    temporary = _written(destination, write)
     try:
         os.link(temporary, destination)
         return True
@@ -41,17 +43,12 @@ def place_new(destination: str, write) -> bool:
 
 def place_bytes(destination: str, data: bytes) -> bool:
     """place_new with these bytes."""
-    return place_new(destination, lambda path: _write_bytes(path, data))
-
-
-def _write_bytes(path: str, data: bytes) -> None:
-    with open(path, "wb") as f:
-        f.write(data)
+    return place_new(destination, lambda path: Path(path).write_bytes(data))
 
 
 def replace_whole(destination: str, write) -> str:
     """Make or replace `destination` (a file of our own) by `write(path)`: readers see the old or the new file."""
-    temporary = _written(os.path.dirname(os.path.abspath(destination)), os.path.basename(destination), write)
+    temporary = _written(destination, write)
     os.replace(temporary, destination)
     return destination
 

@@ -66,6 +66,25 @@ def test_actors_start_their_servers_and_make_each_embedding_once(tmp_path, ray_o
         assert a.keys() == b.keys() and all((a[k] == b[k]).all() for k in a), e["job"]
 
 
+def kill_actor0_once_a_job_starts(lib, wait, no_restart, before=lambda: None):
+    """A started thread that, once the library's first job has started, calls `before`, waits `wait` s and kills
+    actor0 (Ray restarts it unless `no_restart`); the list it returns holds True once it has."""
+    killed = []
+
+    def kill():
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and not killed:
+            if any(e["event"] == "started" for e in events(lib)):
+                before()
+                time.sleep(wait)
+                ray.kill(ray.get_actor("actor0 (CPU)", namespace=NAMESPACE), no_restart=no_restart)
+                killed.append(True)
+            time.sleep(0.1)
+    thread = threading.Thread(target=kill)
+    thread.start()
+    return thread, killed
+
+
 @pytest.fixture()
 def two_node_cluster():
     """A head and a second node of one CPU each, on this machine; the test's process is the driver."""
@@ -109,20 +128,12 @@ def test_on_two_nodes_the_driver_never_reaches_a_server_and_a_killed_actor_is_re
     its job is retried. Then the learned motions are applied to an image. Every job done once, outputs in the
     library, and not one connection from the driver."""
     lib = tmp_path / "lib"
-    killed, nodes = [], set()
+    nodes = set()
 
-    def kill_first_actor():
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline and not killed:
-            if any(e["event"] == "started" for e in events(lib)):
-                nodes.update(ray.get([ray.get_actor(name, namespace=NAMESPACE).node.remote()
-                                      for name in ("actor0 (CPU)", "actor1 (CPU)")]))
-                time.sleep(2)
-                ray.kill(ray.get_actor("actor0 (CPU)", namespace=NAMESPACE), no_restart=False)
-                killed.append(True)
-            time.sleep(0.1)
-    thread = threading.Thread(target=kill_first_actor)
-    thread.start()
+    def note_the_nodes():
+        nodes.update(ray.get([ray.get_actor(name, namespace=NAMESPACE).node.remote()
+                              for name in ("actor0 (CPU)", "actor1 (CPU)")]))
+    thread, killed = kill_actor0_once_a_job_starts(lib, wait=2, no_restart=False, before=note_the_nodes)
     status = learn(lib, references[:3], "--start", "2", "--steps", "40")
     thread.join()
     assert killed and status == 0
@@ -146,19 +157,7 @@ def test_an_actor_dead_for_good_is_marked_down_at_once_and_its_job_done_elsewher
     """An actor killed with no restart while it runs a job: the attempt fails naming it dead for good, the server
     gets no more jobs, and the other actor does them all."""
     lib = tmp_path / "lib"
-    killed = []
-
-    def kill_for_good():
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline and not killed:
-            started = [e for e in events(lib) if e["event"] == "started"]
-            if started:
-                time.sleep(1)
-                ray.kill(ray.get_actor("actor0 (CPU)", namespace=NAMESPACE), no_restart=True)
-                killed.append(True)
-            time.sleep(0.1)
-    thread = threading.Thread(target=kill_for_good)
-    thread.start()
+    thread, killed = kill_actor0_once_a_job_starts(lib, wait=1, no_restart=True)
     started_at = time.monotonic()
     status = learn(lib, references[:3], "--start", "2", "--steps", "40")
     thread.join()

@@ -5,6 +5,9 @@ import hashlib
 import json
 import os
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from reenact_core.file_writes import place_bytes
 
 VIDEO_SUFFIXES = (".mp4", ".webm", ".mov", ".mkv", ".avi", ".gif")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
@@ -126,20 +129,14 @@ def job_files(job, library: str) -> dict:
     """The bytes an attempt needs, read in the driver (an attempt may run on another machine): learn, the reference
     video; apply, the image and the learned motion."""
     if job.kind == "learn":
-        return {"reference": _read(job.inputs["reference"])}
-    return {"image": _read(job.inputs["image"]),
-            "embedding": _read(os.path.join(library, "embeddings", f"{job.inputs['motion']}.safetensors"))}
-
-
-def _read(path: str) -> bytes:
-    with open(path, "rb") as f:
-        return f.read()
+        return {"reference": Path(job.inputs["reference"]).read_bytes()}
+    return {"image": Path(job.inputs["image"]).read_bytes(),
+            "embedding": Path(library, "embeddings", f"{job.inputs['motion']}.safetensors").read_bytes()}
 
 
 def store_output(library: str, job, data: bytes) -> str:
     """An attempt's output into the library: embeddings/<job id>.safetensors or videos/<job id>.mp4, whole or not at
     all; a file already there is another attempt's output of the same job (the id is a hash of its inputs)."""
-    from reenact_core.file_writes import place_bytes
     folder, suffix = ("embeddings", ".safetensors") if job.kind == "learn" else ("videos", ".mp4")
     path = os.path.join(library, folder, f"{job.id}{suffix}")
     place_bytes(path, data)
